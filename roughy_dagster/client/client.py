@@ -1,0 +1,313 @@
+"""`RoughyClient`: authenticated, retried, typed access to Roughy's `GET /v1/assets` listing."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlencode, urlsplit
+from uuid import UUID
+
+import httpx
+from pydantic import ValidationError
+
+from .._version import __version__
+from .errors import (
+    FieldError,
+    RoughyAPIError,
+    RoughyConnectionError,
+    RoughyProtocolError,
+    error_class_for_status,
+)
+from .models import AssetPage, AssetState, AssetSummary, ErrorResponse
+from .retry import RetryPolicy, build_retrying, parse_retry_after
+
+logger = logging.getLogger("roughy_dagster.client")
+
+DEFAULT_BASE_URL = "https://api.roughy.ai"
+LIST_ASSETS_PATH = "/v1/assets"
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """HTTP timeouts in seconds for one request."""
+
+    connect: float = 10.0
+    read: float = 30.0
+    write: float = 30.0
+    pool: float = 10.0
+
+
+@dataclass
+class ClientStats:
+    """Counters a caller can read to report what a piece of work cost."""
+
+    requests: int = 0
+    retries: int = 0
+    pages: int = 0
+
+
+def validate_base_url(base_url: str) -> str:
+    """Return `base_url` without a trailing slash, or raise `ValueError` showing a valid one."""
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL!r}, got {base_url!r}")
+    return base_url.strip().rstrip("/")
+
+
+def validate_project_id(project_id: UUID | str) -> UUID:
+    """Parse a project id, or raise `ValueError` naming the argument."""
+    if isinstance(project_id, UUID):
+        return project_id
+    try:
+        return UUID(str(project_id).strip())
+    except ValueError:
+        raise ValueError(f"project_id must be a UUID, got {project_id!r}") from None
+
+
+def validate_state(state: AssetState | str) -> AssetState:
+    """Parse a lifecycle state, or raise `ValueError` naming the allowed ones."""
+    try:
+        return AssetState(state)
+    except ValueError:
+        allowed = ", ".join(s.value for s in AssetState)
+        raise ValueError(f"state must be one of {allowed}; got {state!r}") from None
+
+
+def _validate_int(name: str, value: int, low: int, high: int | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+class RoughyClient:
+    """A framework-free client of the Roughy listing; one `httpx.Client` per object, closed by `close()`."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ValueError("api_key is empty: set ROUGHY_API_KEY to a key minted on Roughy's API-keys page")
+        self.base_url = validate_base_url(base_url)
+        self.timeouts = timeouts or Timeouts()
+        self.retry_policy = retry or RetryPolicy()
+        self.stats = ClientStats()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Bearer {api_key.strip()}",
+                "User-Agent": f"roughy-dagster/{__version__}",
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(
+                connect=self.timeouts.connect,
+                read=self.timeouts.read,
+                write=self.timeouts.write,
+                pool=self.timeouts.pool,
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"RoughyClient(base_url={self.base_url!r}, api_key=<redacted>)"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._http.close()
+
+    # -- the listing -------------------------------------------------------------------------------------
+
+    def list_assets(
+        self,
+        *,
+        project_id: UUID | str | None = None,
+        state: AssetState | str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> AssetPage:
+        """Fetch one page of the listing (newest first); arguments are checked before anything is sent."""
+        params: dict[str, str] = {}
+        if project_id is not None:
+            params["project_id"] = str(validate_project_id(project_id))
+        if state is not None:
+            params["state"] = validate_state(state).value
+        params["limit"] = str(_validate_int("limit", limit, 1, MAX_PAGE_SIZE))
+        params["offset"] = str(_validate_int("offset", offset, 0, None))
+        retrying = build_retrying(
+            self.retry_policy, sleep=self._sleep, rng=self._rng, on_retry=self._count_retry
+        )
+        page: AssetPage = retrying(self._get_page, params)
+        self.stats.pages += 1
+        return page
+
+    def iter_assets(
+        self,
+        *,
+        project_id: UUID | str | None = None,
+        state: AssetState | str | None = None,
+    ) -> AssetWalk:
+        """Walk every page (limit 100), de-duplicating by id; the walk records whether the listing shifted."""
+        return AssetWalk(self, project_id=project_id, state=state)
+
+    # -- transport ---------------------------------------------------------------------------------------
+
+    def _count_retry(self) -> None:
+        self.stats.retries += 1
+
+    def _get_page(self, params: dict[str, str]) -> AssetPage:
+        described = f"GET {LIST_ASSETS_PATH}?{urlencode(params)}"
+        self.stats.requests += 1
+        try:
+            response = self._http.get(LIST_ASSETS_PATH, params=params)
+        except httpx.TimeoutException as error:
+            raise RoughyConnectionError(
+                f"timed out ({type(error).__name__}); the server did not answer in time", request=described
+            ) from None
+        except httpx.TransportError as error:
+            raise RoughyConnectionError(
+                f"connection failed ({type(error).__name__}: {error})", request=described
+            ) from None
+        request_id = response.headers.get("x-request-id")
+        if response.status_code >= 400:
+            raise self._error_from_response(response, described, request_id)
+        if response.status_code != 200:
+            raise RoughyProtocolError(
+                f"unexpected status {response.status_code} for a listing",
+                status=response.status_code,
+                request_id=request_id,
+                request=described,
+            )
+        return _parse_page(response.content, described, request_id)
+
+    @staticmethod
+    def _error_from_response(
+        response: httpx.Response, described: str, request_id: str | None
+    ) -> RoughyAPIError:
+        status = response.status_code
+        error_class = error_class_for_status(status)
+        code: str | None = None
+        fields: list[FieldError] = []
+        try:
+            envelope = ErrorResponse.model_validate_json(response.content)
+        except ValidationError:
+            content_type = response.headers.get("content-type", "unknown content type")
+            message = f"HTTP {status} with a body that is not Roughy's error envelope ({content_type})"
+        else:
+            code = envelope.error.code
+            message = envelope.error.message
+            fields = [FieldError(f.field, f.message) for f in envelope.error.fields or ()]
+        return error_class(
+            message,
+            status=status,
+            code=code,
+            fields=fields,
+            request_id=request_id,
+            request=described,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+
+
+def _parse_page(body: bytes, described: str, request_id: str | None) -> AssetPage:
+    """Parse a 200 body into a page; an unreadable or off-spec body becomes a `RoughyProtocolError`."""
+    try:
+        page = AssetPage.model_validate_json(body)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_input=False)
+        transient = any(p["type"] == "json_invalid" for p in problems)
+        if transient:
+            summary = f"the body is not valid JSON ({len(body)} bytes; truncated?)"
+        else:
+            shown = "; ".join(f"{'.'.join(str(part) for part in p['loc'])}: {p['msg']}" for p in problems[:3])
+            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+            summary = f"the page breaks the API contract: {shown}{more}"
+        raise RoughyProtocolError(
+            summary, status=200, request_id=request_id, request=described, transient=transient
+        ) from None
+    return page.model_copy(update={"request_id": request_id})
+
+
+class AssetWalk:
+    """An iteration over every page of one listing, de-duplicated by id, that notices when the listing shifts.
+
+    A listing that gains or loses items while it is paged by offset can repeat or skip items: repeats are
+    dropped here; a skip cannot be seen, so `shifted` is set (and a warning logged) whenever `total`
+    changed between pages, telling the caller that the walk may be incomplete.
+    """
+
+    def __init__(
+        self,
+        client: RoughyClient,
+        *,
+        project_id: UUID | str | None,
+        state: AssetState | str | None,
+    ) -> None:
+        self._client = client
+        self.project_id = validate_project_id(project_id) if project_id is not None else None
+        self.state = validate_state(state) if state is not None else None
+        self.shifted = False
+        self.first_total: int | None = None
+        self.last_total: int | None = None
+        self.pages = 0
+        self.duplicates = 0
+
+    def __iter__(self) -> Iterator[AssetSummary]:
+        seen: set[UUID] = set()
+        offset = 0
+        while True:
+            page = self._client.list_assets(
+                project_id=self.project_id, state=self.state, limit=MAX_PAGE_SIZE, offset=offset
+            )
+            self.pages += 1
+            if self.first_total is None:
+                self.first_total = page.total
+            elif page.total != self.last_total:
+                self._note_shift(page)
+            self.last_total = page.total
+            for item in page.items:
+                if item.id in seen:
+                    self.duplicates += 1
+                    continue
+                seen.add(item.id)
+                yield item
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
+
+    def _note_shift(self, page: AssetPage) -> None:
+        if not self.shifted:
+            logger.warning(
+                "the listing changed while it was paged (total %s -> %s at offset %d, request id %s); "
+                "items may have been skipped: walk again or run a sync to converge",
+                self.last_total,
+                page.total,
+                page.offset,
+                page.request_id,
+            )
+        self.shifted = True

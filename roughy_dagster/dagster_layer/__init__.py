@@ -1,0 +1,1 @@
+"""The Dagster layer: thin glue (resource, assets, sensors, schedules) over the client, store and sync."""

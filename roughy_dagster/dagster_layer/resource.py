@@ -1,0 +1,58 @@
+"""`RoughyResource`: Dagster configuration for `RoughyClient`, with the API key kept out of sight."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field, field_validator
+
+from ..client import DEFAULT_BASE_URL, RetryPolicy, RoughyClient, Timeouts
+from ..client.client import validate_base_url
+
+
+class RoughyResource(dg.ConfigurableResource):
+    """Authenticated, retried access to Roughy's listing; set the key with `EnvVar("ROUGHY_API_KEY")`.
+
+    Dagster shows an `EnvVar` by name only, so the key never reaches the UI or the run config; it is also
+    left out of `repr`. Nothing here touches the network until `get_client()` is used.
+    """
+
+    api_key: str = Field(
+        repr=False,
+        description="Roughy API key (`sk_…`). Pass dg.EnvVar('ROUGHY_API_KEY'): the UI shows its name only.",
+    )
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="Roughy API base URL, without `/v1`.")
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, description="TCP/TLS connect timeout.")
+    read_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout waiting for a response.")
+    max_attempts: int = Field(
+        default=6, ge=1, description="Attempts in all for connection failures, 429 and 502/503/504."
+    )
+    max_internal_error_attempts: int = Field(
+        default=3, ge=1, description="Attempts in all for 500 internal_error."
+    )
+    max_retry_after_seconds: float = Field(
+        default=120.0, ge=0, description="A Retry-After above this fails the call instead of waiting."
+    )
+    deadline_seconds: float = Field(
+        default=300.0, gt=0, description="Overall budget of one API call, retries and waits included."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if isinstance(value, dg.EnvVar):
+            return value  # resolved at run time; checked by get_client()
+        return validate_base_url(value)
+
+    def get_client(self) -> RoughyClient:
+        """A new `RoughyClient` configured from this resource; close it (or use `with`) when done."""
+        return RoughyClient(
+            self.api_key,
+            self.base_url,
+            timeouts=Timeouts(connect=self.connect_timeout_seconds, read=self.read_timeout_seconds),
+            retry=RetryPolicy(
+                max_attempts=self.max_attempts,
+                max_internal_error_attempts=self.max_internal_error_attempts,
+                max_retry_after_seconds=self.max_retry_after_seconds,
+                deadline_seconds=self.deadline_seconds,
+            ),
+        )

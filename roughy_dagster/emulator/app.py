@@ -1,0 +1,305 @@
+"""The emulator's ASGI application: `GET /v1/assets` as the spec describes it, plus a control API.
+
+A plain ASGI callable (no framework routing) so that a page is served in well under a millisecond of
+Python and so that a fault can close the connection under uvicorn without an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import parse_qsl
+
+from .faults import Fault, FaultPlan
+from .world import STATES, World
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+LIST_PATH = "/v1/assets"
+CONTROL_PREFIX = "/_emulator/"
+HTML_ERROR = (
+    b"<html><head><title>{status} {reason}</title></head><body><center><h1>{status} {reason}</h1>"
+    b"</center><hr><center>proxy</center></body></html>"
+)
+
+
+class EmulatorApp:
+    """Serves one `World` over HTTP, counting requests and applying planned faults."""
+
+    def __init__(self, world: World, *, api_key: str) -> None:
+        self.world = world
+        self.api_key = api_key
+        self.faults = FaultPlan()
+        self.request_counts: Counter[str] = Counter()
+        self.requests_log: list[dict[str, str]] = []
+        self._counter = itertools.count(1)
+        self._stats_lock = threading.Lock()
+
+    # -- ASGI ----------------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection event: the listing, the control API, or a 404."""
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request_id = f"req_{next(self._counter):08d}_{uuid.uuid4().hex[:8]}"
+        path: str = scope["path"]
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        if path.startswith(CONTROL_PREFIX):
+            await self._control(scope, receive, send, path[len(CONTROL_PREFIX) :], query, request_id)
+            return
+        with self._stats_lock:
+            self.request_counts[path] += 1
+            if path == LIST_PATH:
+                self.requests_log.append(query)
+        if path != LIST_PATH:
+            await _send_error(send, 404, "not_found", "No such route.", request_id)
+            return
+        fault = self.faults.take(query)
+        if fault is not None and await self._inject(fault, send, request_id):
+            return
+        if scope["method"] != "GET":
+            await _send_error(send, 405, "bad_request", "Method not allowed.", request_id)
+            return
+        if not self._authorized(scope):
+            await _send_error(send, 401, "unauthenticated", "Missing or invalid API key.", request_id)
+            return
+        await self._list_assets(send, query, request_id, fault)
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return bool(value == f"Bearer {self.api_key}".encode())
+        return False
+
+    async def _list_assets(
+        self, send: Send, query: dict[str, str], request_id: str, fault: Fault | None
+    ) -> None:
+        fields: list[dict[str, str]] = []
+        project_id = query.get("project_id")
+        if project_id is not None:
+            try:
+                project_id = str(uuid.UUID(project_id))
+            except ValueError:
+                fields.append({"field": "query.project_id", "message": "Input should be a valid UUID"})
+        state = query.get("state")
+        if state is not None and state not in STATES:
+            allowed = ", ".join(f"'{s}'" for s in STATES)
+            fields.append({"field": "query.state", "message": f"Input should be {allowed}"})
+        limit = _parse_int(query, "limit", 20, 1, 100, fields)
+        offset = _parse_int(query, "offset", 0, 0, None, fields)
+        if fields:
+            await _send_error(send, 422, "validation_error", "Request validation failed.", request_id, fields)
+            return
+        if project_id is not None and not self.world.has_project(project_id):
+            await _send_error(send, 404, "not_found", "Project not found.", request_id)
+            return
+        items, total = self.world.page(project_id, state, limit, offset)
+        body = (
+            b'{"items":['
+            + b",".join(items)
+            + b'],"total":%d,"limit":%d,"offset":%d}'
+            % (
+                total,
+                limit,
+                offset,
+            )
+        )
+        if fault is not None:
+            body = _break_body(fault.kind, body)
+        await _send(send, 200, body, request_id)
+
+    async def _inject(self, fault: Fault, send: Send, request_id: str) -> bool:
+        """Apply a fault; True when the response was sent (or the connection dropped) here."""
+        headers: list[tuple[bytes, bytes]] = []
+        if fault.retry_after is not None:
+            value = (
+                formatdate(time.time() + fault.retry_after, usegmt=True)
+                if fault.retry_after_date
+                else str(int(fault.retry_after))
+            )
+            headers.append((b"retry-after", value.encode()))
+        kind = fault.kind
+        if kind == "rate_limit":
+            await _send_error(send, 429, "rate_limited", "Too many requests.", request_id, headers=headers)
+        elif kind == "internal":
+            await _send_error(send, 500, "internal_error", "Internal server error.", request_id)
+        elif kind == "unavailable":
+            message = "Upstream temporarily unavailable."
+            await _send_error(send, 503, "upstream_unavailable", message, request_id, headers=headers)
+        elif kind in ("bad_gateway_html", "gateway_timeout_html"):
+            status, reason = (
+                (502, b"Bad Gateway") if kind == "bad_gateway_html" else (504, b"Gateway Timeout")
+            )
+            body = HTML_ERROR.replace(b"{status}", str(status).encode()).replace(b"{reason}", reason)
+            await _send(send, status, body, request_id, content_type=b"text/html", extra=headers)
+        elif kind == "drop":
+            _drop_connection(send)
+        elif kind == "slow":
+            await asyncio.sleep(fault.delay)
+            return False
+        else:
+            return False  # a body fault: the page is built, then broken
+        return True
+
+    # -- control -------------------------------------------------------------------------------------------
+
+    async def _control(
+        self, scope: Scope, receive: Receive, send: Send, action: str, query: dict[str, str], request_id: str
+    ) -> None:
+        """A small JSON API for other processes: stats, faults, life changes and the truth."""
+        payload: dict[str, Any] = {}
+        if scope["method"] == "POST":
+            raw = await _read_body(receive)
+            payload = json.loads(raw) if raw else {}
+        world = self.world
+        result: Any
+        try:
+            if action == "stats":
+                result = {"requests": dict(self.request_counts), "faults_pending": self.faults.pending()}
+            elif action == "projects":
+                result = {"projects": list(world.projects)}
+            elif action == "listing":
+                result = {"items": world.listing(query.get("project_id"), query.get("state"))}
+            elif action == "faults" and scope["method"] == "POST":
+                self.faults.add(Fault(**payload))
+                result = {"pending": self.faults.pending()}
+            elif action == "changes" and scope["method"] == "POST":
+                result = {
+                    "changes": world.random_changes(
+                        int(payload.get("count", 1)), project_id=payload.get("project_id")
+                    )
+                }
+            elif action == "add_asset" and scope["method"] == "POST":
+                result = world.add_asset(
+                    payload["project_id"], state=payload.get("state", "pending_upload")
+                ).to_dict()
+            elif action == "advance" and scope["method"] == "POST":
+                result = world.advance(payload["asset_id"], payload.get("state")).to_dict()
+            elif action == "delete" and scope["method"] == "POST":
+                result = world.delete(payload["asset_id"]).to_dict()
+            elif action == "add_project" and scope["method"] == "POST":
+                result = {"project_id": world.add_project()}
+            else:
+                await _send_error(send, 404, "not_found", f"Unknown control action {action!r}.", request_id)
+                return
+        except (KeyError, ValueError, TypeError) as error:
+            await _send_error(send, 400, "bad_request", f"{type(error).__name__}: {error}", request_id)
+            return
+        await _send(send, 200, json.dumps(result).encode(), request_id)
+
+
+def _parse_int(
+    query: dict[str, str], name: str, default: int, low: int, high: int | None, fields: list[dict[str, str]]
+) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        fields.append({"field": f"query.{name}", "message": "Input should be a valid integer"})
+        return default
+    if value < low:
+        fields.append(
+            {"field": f"query.{name}", "message": f"Input should be greater than or equal to {low}"}
+        )
+    elif high is not None and value > high:
+        fields.append({"field": f"query.{name}", "message": f"Input should be less than or equal to {high}"})
+    return value
+
+
+def _break_body(kind: str, body: bytes) -> bytes:
+    """Turn a valid page body into the contract-breaking body a fault asks for."""
+    if kind == "truncated":
+        return body[: max(1, len(body) // 2)]
+    page = json.loads(body)
+    if not page["items"]:
+        page["total"] = "many"  # no item to break: break the page itself
+        return json.dumps(page).encode()
+    first = page["items"][0]
+    if kind == "missing_field":
+        del first["state"]
+    elif kind == "unknown_state":
+        first["state"] = "archived"
+    elif kind == "bad_duration":
+        first["duration_seconds"] = "12.3.4"
+    elif kind == "wrong_type":
+        first["size_bytes"] = "4823572"
+    return json.dumps(page).encode()
+
+
+def _drop_connection(send: Send) -> None:
+    """Close the TCP connection without answering (uvicorn exposes its transport on the send callable)."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise ConnectionAbortedError("emulated dropped connection")
+    transport.close()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    request_id: str,
+    *,
+    content_type: bytes = b"application/json",
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    fields: list[dict[str, str]] | None = None,
+    *,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    await _send(send, status, json.dumps({"error": error}).encode(), request_id, extra=headers)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
