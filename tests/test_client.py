@@ -237,9 +237,10 @@ def test_bad_construction_is_refused():
 
 
 def test_connection_refused_becomes_a_connection_error(sleeps: RecordingSleep):
-    with RoughyClient(
-        "sk_x", "http://127.0.0.1:9", sleep=sleeps, retry=RetryPolicy(max_attempts=2)
-    ) as client, pytest.raises(RoughyConnectionError, match="connection failed"):
+    with (
+        RoughyClient("sk_x", "http://127.0.0.1:9", sleep=sleeps, retry=RetryPolicy(max_attempts=2)) as client,
+        pytest.raises(RoughyConnectionError, match="connection failed"),
+    ):
         client.list_assets()
 
 

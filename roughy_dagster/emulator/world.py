@@ -147,14 +147,14 @@ class World:
             for _ in range(projects):
                 project_id = world.add_project()
                 for index in range(assets_per_project):
-                    recent = index >= assets_per_project * 0.98
+                    recent = index >= assets_per_project - min(40, max(5, assets_per_project // 50))
                     state = STATES[index % len(STATES)] if recent else world._seed_state()
                     tie = tie_every > 0 and index > 0 and index % tie_every == 0
                     world.add_asset(project_id, state=state, same_time_as_previous=tie)
         return world
 
     def _seed_state(self) -> str:
-        return self.rng.choices(("ready", "failed", "pending_payment"), weights=(90, 7, 3))[0]
+        return self.rng.choices(("ready", "failed", "pending_payment"), weights=(92, 7, 1))[0]
 
     def new_id(self) -> str:
         """A UUIDv7-shaped id whose leading bits follow the world clock, drawn from the seeded generator."""

@@ -1,0 +1,349 @@
+"""`AssetStore`: the DuckDB file of synced assets; reads a project's snapshot, writes a sync at once.
+
+DuckDB allows one writing process per file and a writer blocks readers elsewhere, so a connection is
+opened only for one read or one write and closed in `finally`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID
+
+import duckdb
+import pyarrow as pa
+
+from ..client import AssetState
+from ..sync.model import LocalAsset, LocalSnapshot, RemoteObservation
+from .errors import RoughyStoreError, RoughyStoreLockedError
+from .schema import ensure_schema, first_row
+
+EVENT_KINDS = ("appeared", "revived", "state_changed", "updated")
+
+_OBSERVATION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("project_id", pa.string()),
+        ("type", pa.string()),
+        ("state", pa.string()),
+        ("extension", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("content_type", pa.string()),
+        ("duration_seconds", pa.string()),
+        ("language", pa.string()),
+        ("error_code", pa.string()),
+        ("error_message", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("upload_url", pa.string()),
+        ("observed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+_GONE_SCHEMA = pa.schema([("id", pa.string()), ("observed_at", pa.timestamp("us", tz="UTC"))])
+
+_CLASSIFY = """
+CREATE OR REPLACE TEMP TABLE roughy_classified AS
+SELECT o.*, a.state AS old_state,
+    CASE
+        WHEN a.id IS NULL THEN 'appeared'
+        WHEN o.observed_at <= a.last_seen_at THEN 'stale'
+        WHEN a.deleted_at IS NOT NULL
+            THEN CASE WHEN o.observed_at > a.deleted_at THEN 'revived' ELSE 'stale' END
+        WHEN a.state <> o.state THEN 'state_changed'
+        WHEN a.type IS DISTINCT FROM o.type
+            OR a.extension IS DISTINCT FROM o.extension
+            OR a.size_bytes IS DISTINCT FROM o.size_bytes
+            OR a.content_type IS DISTINCT FROM o.content_type
+            OR a.duration_seconds IS DISTINCT FROM o.duration_seconds
+            OR a.language IS DISTINCT FROM o.language
+            OR a.error_code IS DISTINCT FROM o.error_code
+            OR a.error_message IS DISTINCT FROM o.error_message
+            OR a.upload_url IS DISTINCT FROM o.upload_url
+            OR a.created_at IS DISTINCT FROM o.created_at
+            OR a.project_id IS DISTINCT FROM o.project_id
+        THEN 'updated'
+        ELSE 'unchanged'
+    END AS kind
+FROM (
+    SELECT CAST(id AS UUID) AS id, CAST(project_id AS UUID) AS project_id, type, state, extension, size_bytes,
+        content_type, CAST(duration_seconds AS DECIMAL(38, 9)) AS duration_seconds, language, error_code,
+        error_message, created_at, upload_url, observed_at
+    FROM roughy_observation_arrow
+) AS o
+LEFT JOIN roughy.assets AS a ON a.id = o.id
+"""
+
+_RECORD_EVENTS = """
+INSERT INTO roughy.asset_events
+SELECT $sync_id, project_id, id, kind,
+    CASE WHEN kind = 'appeared' THEN NULL ELSE old_state END, state, observed_at
+FROM roughy_classified WHERE kind IN ('appeared', 'revived', 'state_changed', 'updated')
+"""
+
+_UPDATE_SEEN = """
+UPDATE roughy.assets AS a SET
+    project_id = c.project_id, type = c.type, state = c.state, extension = c.extension,
+    size_bytes = c.size_bytes, content_type = c.content_type, duration_seconds = c.duration_seconds,
+    language = c.language, error_code = c.error_code, error_message = c.error_message,
+    created_at = c.created_at, upload_url = c.upload_url, last_seen_at = c.observed_at,
+    state_changed_at = CASE WHEN c.kind IN ('state_changed', 'revived') THEN c.observed_at
+                            ELSE a.state_changed_at END,
+    deleted_at = NULL, last_sync_id = $sync_id
+FROM roughy_classified AS c
+WHERE a.id = c.id AND c.kind IN ('revived', 'state_changed', 'updated', 'unchanged')
+"""
+
+_INSERT_NEW = """
+INSERT INTO roughy.assets
+SELECT id, project_id, type, state, extension, size_bytes, content_type, duration_seconds, language,
+    error_code, error_message, created_at, upload_url, observed_at, observed_at, observed_at, NULL, $sync_id
+FROM roughy_classified WHERE kind = 'appeared'
+"""
+
+_GONE = """
+CREATE OR REPLACE TEMP TABLE roughy_gone AS
+SELECT a.id, a.project_id, a.state, g.observed_at
+FROM (SELECT CAST(id AS UUID) AS id, observed_at FROM roughy_gone_arrow) AS g
+JOIN roughy.assets AS a ON a.id = g.id
+WHERE a.project_id = $project_id AND a.deleted_at IS NULL AND a.last_seen_at < g.observed_at
+"""
+
+_RECORD_DELETIONS = """
+INSERT INTO roughy.asset_events
+SELECT $sync_id, project_id, id, 'deleted', state, NULL, observed_at FROM roughy_gone
+"""
+
+_MARK_DELETED = """
+UPDATE roughy.assets AS a SET deleted_at = g.observed_at, last_sync_id = $sync_id
+FROM roughy_gone AS g WHERE a.id = g.id
+"""
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync did: its cost, what changed, and whether the stored rows provably equal the listing."""
+
+    sync_id: int
+    project_id: UUID
+    mode: str
+    database: str
+    requests: int
+    pages: int
+    retries: int
+    new: int
+    changed: int
+    deleted: int
+    revived: int
+    unchanged: int
+    live_rows: int
+    verified: bool
+    unresolved: int
+    duration_seconds: float
+    counts_by_state: dict[str, int] = field(default_factory=dict)
+    remote_totals: dict[str, int] = field(default_factory=dict)
+
+
+class AssetStore:
+    """The DuckDB file holding schema `roughy`: `assets`, `asset_events` and `sync_runs`."""
+
+    def __init__(self, database: str | os.PathLike[str], *, lock_wait_seconds: float = 30.0) -> None:
+        self.database = str(database)
+        self.lock_wait_seconds = lock_wait_seconds
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the schema in place, waiting a while for another writer's lock; closed after."""
+        connection = self._open()
+        try:
+            ensure_schema(connection, self.database)
+            yield connection
+        finally:
+            connection.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if self.database != ":memory:":
+            parent = Path(self.database).expanduser().resolve().parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise RoughyStoreError(
+                    f"cannot create the folder of DuckDB file {self.database} ({error.strerror}): "
+                    "set ROUGHY_DUCKDB_PATH to a writable location"
+                ) from None
+        deadline = time.monotonic() + self.lock_wait_seconds
+        wait = 0.05
+        while True:
+            try:
+                return duckdb.connect(self.database)
+            except duckdb.IOException as error:
+                text = str(error)
+                if "lock" not in text.lower():
+                    raise RoughyStoreError(
+                        f"cannot open DuckDB file {self.database}: {text.splitlines()[0]}; "
+                        "check that the path is writable and is a DuckDB database (ROUGHY_DUCKDB_PATH)"
+                    ) from None
+                if time.monotonic() + wait > deadline:
+                    raise RoughyStoreLockedError(
+                        f"DuckDB file {self.database} is locked by another process "
+                        f"({_lock_holder(text)}) and stayed locked for {self.lock_wait_seconds:.0f} s: "
+                        "close other connections to it (DuckDB CLI, notebooks, a running sync), then retry. "
+                        "Nothing was written; the stored data is unchanged."
+                    ) from None
+                time.sleep(wait)
+                wait = min(wait * 2, 1.0)
+            except duckdb.Error as error:
+                raise RoughyStoreError(
+                    f"cannot open DuckDB file {self.database}: {str(error).splitlines()[0]}"
+                ) from None
+
+    def load_snapshot(self, project_id: UUID) -> LocalSnapshot:
+        """The live stored assets of a project and its watermark, as the sync engine needs them."""
+        with self.connect() as connection:
+            rows = connection.execute(
+                "SELECT id, state, epoch_us(created_at) FROM roughy.assets "
+                "WHERE project_id = ? AND deleted_at IS NULL",
+                [project_id],
+            ).fetchall()
+            watermark = connection.execute(
+                "SELECT max(epoch_us(created_at)) FROM roughy.assets WHERE project_id = ?", [project_id]
+            ).fetchone()
+        live = {row[0]: LocalAsset(row[0], AssetState(row[1]), int(row[2])) for row in rows}
+        return LocalSnapshot(
+            live=live, watermark_us=None if not watermark or watermark[0] is None else watermark[0]
+        )
+
+    def write(self, observation: RemoteObservation) -> SyncReport:
+        """Apply a sync's observations in one transaction: all of it is stored, or none of it."""
+        observed = _observation_table(observation)
+        gone = pa.Table.from_pylist(
+            [{"id": str(d.asset_id), "observed_at": d.observed_at} for d in observation.deletions.values()],
+            schema=_GONE_SCHEMA,
+        )
+        project = observation.project_id
+        with self.connect() as connection:
+            connection.register("roughy_observation_arrow", observed)
+            connection.register("roughy_gone_arrow", gone)
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                sync_id = _scalar(connection, "SELECT nextval('roughy.sync_id_seq')")
+                parameters = {"sync_id": sync_id}
+                connection.execute(_CLASSIFY)
+                kinds = dict(
+                    connection.execute(
+                        "SELECT kind, count(*) FROM roughy_classified GROUP BY kind"
+                    ).fetchall()
+                )
+                connection.execute(_RECORD_EVENTS, parameters)
+                connection.execute(_UPDATE_SEEN, parameters)
+                connection.execute(_INSERT_NEW, parameters)
+                connection.execute(_GONE, {"project_id": project})
+                deleted = _scalar(connection, "SELECT count(*) FROM roughy_gone")
+                connection.execute(_RECORD_DELETIONS, parameters)
+                connection.execute(_MARK_DELETED, parameters)
+                counts = dict(
+                    connection.execute(
+                        "SELECT state, count(*) FROM roughy.assets "
+                        "WHERE project_id = ? AND deleted_at IS NULL GROUP BY state",
+                        [project],
+                    ).fetchall()
+                )
+                report = _report(observation, sync_id, self.database, kinds, deleted, counts)
+                _record_sync_run(connection, report, observation)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return report
+
+
+def _observation_table(observation: RemoteObservation) -> pa.Table:
+    columns: dict[str, list[object]] = {name: [] for name in _OBSERVATION_SCHEMA.names}
+    for sighting in observation.sightings.values():
+        asset = sighting.asset
+        columns["id"].append(str(asset.id))
+        columns["project_id"].append(str(asset.project_id))
+        columns["type"].append(asset.type.value if asset.type is not None else None)
+        columns["state"].append(asset.state.value)
+        columns["extension"].append(asset.extension)
+        columns["size_bytes"].append(asset.size_bytes)
+        columns["content_type"].append(asset.content_type)
+        columns["duration_seconds"].append(
+            None if asset.duration_seconds is None else str(asset.duration_seconds)
+        )
+        columns["language"].append(asset.language)
+        columns["error_code"].append(asset.error_code)
+        columns["error_message"].append(asset.error_message)
+        columns["created_at"].append(asset.created_at)
+        columns["upload_url"].append(asset.upload_url)
+        columns["observed_at"].append(sighting.observed_at)
+    return pa.Table.from_pydict(columns, schema=_OBSERVATION_SCHEMA)
+
+
+def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return int(first_row(connection, sql)[0])
+
+
+def _report(
+    observation: RemoteObservation,
+    sync_id: int,
+    database: str,
+    kinds: dict[str, int],
+    deleted: int,
+    counts: dict[str, int],
+) -> SyncReport:
+    return SyncReport(
+        sync_id=sync_id,
+        project_id=observation.project_id,
+        mode=observation.mode,
+        database=database,
+        requests=observation.requests,
+        pages=observation.pages,
+        retries=observation.retries,
+        new=kinds.get("appeared", 0),
+        changed=kinds.get("state_changed", 0) + kinds.get("updated", 0),
+        deleted=deleted,
+        revived=kinds.get("revived", 0),
+        unchanged=kinds.get("unchanged", 0),
+        live_rows=sum(counts.values()),
+        verified=observation.verified,
+        unresolved=len(observation.unresolved),
+        duration_seconds=(observation.finished_at - observation.started_at).total_seconds(),
+        counts_by_state={state.value: counts.get(state.value, 0) for state in AssetState},
+        remote_totals={state.value: total for state, total in observation.remote_totals.items()},
+    )
+
+
+def _record_sync_run(
+    connection: duckdb.DuckDBPyConnection, report: SyncReport, observation: RemoteObservation
+) -> None:
+    totals = report.remote_totals
+    connection.execute(
+        "INSERT INTO roughy.sync_runs VALUES (?, ?, ?, ?, current_timestamp, " + ", ".join(["?"] * 16) + ")",
+        [
+            report.sync_id,
+            report.project_id,
+            report.mode,
+            observation.started_at,
+            report.requests,
+            report.pages,
+            report.retries,
+            report.new,
+            report.changed,
+            report.deleted,
+            report.revived,
+            report.unchanged,
+            *(totals.get(state.value) for state in AssetState),
+            report.live_rows,
+            report.verified,
+            report.unresolved,
+        ],
+    )
+
+
+def _lock_holder(text: str) -> str:
+    """The part of DuckDB's lock message that names the holder, e.g. 'PID 1234'."""
+    marker = text.find("PID")
+    return text[marker:].split(")")[0].strip() if marker >= 0 else "holder unknown"

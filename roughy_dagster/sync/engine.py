@@ -1,0 +1,381 @@
+"""The incremental sync plan for one project, built on what the API guarantees.
+
+The listing has no `updated_at` and pages by offset, newest first. Three facts make an incremental sync
+possible: states only move forward, `ready`/`failed` are terminal, and `total` is exact per filter.
+
+1. Read `pending_upload` and `processing` whole: their assets' fields still change (type, size, duration).
+2. Read the heads of `pending_payment`, `ready` and `failed` (whose fields no longer change) down to the
+   stored watermark minus an overlap: assets new to us that are already that far along are there.
+3. A stored asset missing from where it should be (a fully read list, or a page that covers its
+   `created_at`) moved on or was deleted: read the page of each later state where its `created_at` falls
+   (predicted from the stored rows). Seen there: it moved. Absent, in flow order, from every state it could
+   have reached: it was deleted (see `Evidence`).
+4. Compare each state's `total` with the stored count after all that. A mismatch means assets left a
+   head-read list (deleted, or paid and `ready`) or were missed: find them by bisecting that list
+   against the stored rows, then resolve them as in 3.
+
+Every page is a consistent snapshot of one list, so "asset X is not in list S at request n" is proven
+when a page of S strictly brackets X's `created_at` and does not hold X. Deletions are only ever
+concluded from such proofs, which stay valid however the remote changes while the sync pages.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from ..client import STATE_FLOW, AssetPage, AssetState, RoughyClient, RoughyProtocolError
+from ..client.client import MAX_PAGE_SIZE
+from ..client.models import STATE_RANK
+from .model import (
+    REACHABLE,
+    Deletion,
+    LocalAsset,
+    LocalSnapshot,
+    RemoteObservation,
+    Sighting,
+    created_us,
+)
+
+logger = logging.getLogger("roughy_dagster.sync")
+
+FULLY_READ = (AssetState.PENDING_UPLOAD, AssetState.PROCESSING)
+HEAD_READ = (AssetState.PENDING_PAYMENT, AssetState.READY, AssetState.FAILED)
+INFINITY = float("inf")
+MAX_LOCATE_STEPS = 24
+MAX_BISECT_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class PageSpan:
+    """The `created_at` range (exclusive bounds) one page of one list covers completely, at request `seq`."""
+
+    state: AssetState
+    seq: int
+    low_us: float
+    high_us: float
+
+    def brackets(self, moment_us: int) -> bool:
+        """Whether every asset of this list created at `moment_us` was on the page."""
+        return self.low_us < moment_us < self.high_us
+
+
+class Evidence:
+    """Page spans by state: the proofs of absence a sync has gathered so far."""
+
+    def __init__(self) -> None:
+        self.spans: dict[AssetState, list[PageSpan]] = {state: [] for state in STATE_FLOW}
+
+    def add(self, span: PageSpan) -> None:
+        """Record a page's span."""
+        self.spans[span.state].append(span)
+
+    def absent_since(self, state: AssetState, moment_us: int, after_seq: int) -> int | None:
+        """The first request at or after `after_seq` proving an unseen asset absent from `state`."""
+        found = [s.seq for s in self.spans[state] if s.seq >= after_seq and s.brackets(moment_us)]
+        return min(found) if found else None
+
+
+class SyncEngine:
+    """Works out, with as few requests as it can, how one project's listing differs from the stored rows."""
+
+    def __init__(
+        self,
+        client: RoughyClient,
+        project_id: UUID,
+        local: LocalSnapshot,
+        *,
+        full_refresh: bool = False,
+        overlap_seconds: float = 600.0,
+        max_extra_requests: int = 500,
+    ) -> None:
+        self.client = client
+        self.project_id = project_id
+        self.local = local
+        self.full_refresh = full_refresh or local.watermark_us is None
+        self.overlap_us = int(overlap_seconds * 1_000_000)
+        self.max_extra_requests = max_extra_requests
+        self.evidence = Evidence()
+        self.sightings: dict[UUID, Sighting] = {}
+        self.deletions: dict[UUID, Deletion] = {}
+        self.totals: dict[AssetState, int] = {}
+        self._total_seq: dict[AssetState, int] = {}
+        self._seq = 0
+        self._extra_requests = 0
+        self._suspects: set[UUID] = set()  # stored assets a page showed missing from their stored state
+        self._changes = 0  # bumped whenever what the sync believes changes; keys the cache below
+        self._believed_cache: dict[AssetState, tuple[int, list[tuple[int, UUID]]]] = {}
+        self._local_sorted: dict[AssetState, list[tuple[int, UUID]]] = {
+            state: sorted((a.created_us, a.id) for a in local.live.values() if a.state is state)
+            for state in STATE_FLOW
+        }
+
+    # -- the plan ----------------------------------------------------------------------------------------
+
+    def run(self) -> RemoteObservation:
+        """Read the listing as the plan says and return what was seen and what is proven deleted."""
+        started = datetime.now(UTC)
+        stats_before = (self.client.stats.requests, self.client.stats.pages, self.client.stats.retries)
+        for state in FULLY_READ:
+            self._read_list(state, stop_below_us=None)
+        stop_below = None if self.full_refresh else (self.local.watermark_us or 0) - self.overlap_us
+        for state in HEAD_READ:
+            self._read_list(state, stop_below_us=stop_below)
+        unresolved = self._resolve_moved_assets()
+        for _ in range(MAX_BISECT_ROUNDS):
+            mismatched = [s for s in STATE_FLOW if self._believed_count(s) != self.totals[s]]
+            if not mismatched or self._budget_spent():
+                break
+            for state in mismatched:
+                self._bisect(state)
+            unresolved = self._resolve_moved_assets()
+        verified = all(self._believed_count(s) == self.totals[s] for s in STATE_FLOW) and not unresolved
+        if not verified:
+            logger.warning(
+                "project %s: the listing could not be fully reconciled in this sync (remote totals %s, "
+                "stored counts %s, %d unresolved); the next sync continues from here",
+                self.project_id,
+                {s.value: self.totals[s] for s in STATE_FLOW},
+                {s.value: self._believed_count(s) for s in STATE_FLOW},
+                len(unresolved),
+            )
+        stats = self.client.stats
+        return RemoteObservation(
+            project_id=self.project_id,
+            mode="full" if self.full_refresh else "incremental",
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            sightings=self.sightings,
+            deletions=self.deletions,
+            remote_totals=dict(self.totals),
+            unresolved=unresolved,
+            verified=verified,
+            requests=stats.requests - stats_before[0],
+            pages=stats.pages - stats_before[1],
+            retries=stats.retries - stats_before[2],
+        )
+
+    def _read_list(self, state: AssetState, *, stop_below_us: int | None) -> None:
+        """Page through one list from the top, to its end or until past `stop_below_us`."""
+        offset = 0
+        while True:
+            page = self._fetch(state, offset)
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                return
+            if stop_below_us is not None and created_us(page.items[-1].created_at) < stop_below_us:
+                return
+
+    # -- one request ---------------------------------------------------------------------------------------
+
+    def _fetch(self, state: AssetState, offset: int, limit: int = MAX_PAGE_SIZE) -> AssetPage:
+        """Fetch one page and record what it proves: sightings, its span, and deletions of terminal assets."""
+        page = self.client.list_assets(project_id=self.project_id, state=state, limit=limit, offset=offset)
+        _check_page(page, self.project_id, state)
+        self._seq += 1
+        seq = self._seq
+        observed_at = datetime.now(UTC)
+        if seq >= self._total_seq.get(state, 0):
+            self.totals[state], self._total_seq[state] = page.total, seq
+        for item in page.items:
+            self._sight(Sighting(item, seq, observed_at))
+        span = _span_of(page, state, seq, offset)
+        if span is not None:
+            self.evidence.add(span)
+            self._note_missing(span, {item.id for item in page.items})
+        return page
+
+    def _sight(self, sighting: Sighting) -> None:
+        """Keep, per asset, its most advanced state seen (the latest sighting among equals)."""
+        asset = sighting.asset
+        known = self.sightings.get(asset.id)
+        if known is None or STATE_RANK[asset.state] >= STATE_RANK[known.asset.state]:
+            if known is None or known.asset.state is not asset.state:
+                self._changes += 1
+            self.sightings[asset.id] = sighting
+        if self.deletions.pop(asset.id, None) is not None:
+            self._changes += 1
+
+    def _note_missing(self, span: PageSpan, on_page: set[UUID]) -> None:
+        """Stored assets of this state inside the span but not on the page have left it: suspect them."""
+        stored = self._local_sorted[span.state]
+        low = bisect.bisect_right(stored, (int(span.low_us), _MAX_UUID)) if span.low_us > -INFINITY else 0
+        high = (
+            bisect.bisect_left(stored, (int(span.high_us), _MIN_UUID))
+            if span.high_us < INFINITY
+            else len(stored)
+        )
+        for moment, asset_id in stored[low:high]:
+            if asset_id not in on_page and span.brackets(moment):
+                self._suspects.add(asset_id)
+
+    # -- stored assets that left their non-terminal list --------------------------------------------------
+
+    def _resolve_moved_assets(self) -> set[UUID]:
+        """Find each stored asset missing from its list in a later state, or prove it gone; return others."""
+        pending = [
+            asset
+            for asset in self.local.live.values()
+            if (asset.state in FULLY_READ or asset.id in self._suspects)
+            and asset.id not in self.sightings
+            and asset.id not in self.deletions
+        ]
+        for state in STATE_FLOW:
+            waiting = [asset for asset in pending if self._next_unproven(asset) is state]
+            if waiting and not self._budget_spent():
+                self._read_around(state, waiting)
+            pending = [a for a in pending if a.id not in self.sightings and a.id not in self.deletions]
+        return {asset.id for asset in pending}
+
+    def _next_unproven(self, asset: LocalAsset) -> AssetState | None:
+        """Walk the asset's reachable states in flow order along the evidence; the first without proof.
+
+        Returns None (and records the deletion) when every reachable state has a proof of absence,
+        each taken at or after the one before, which rules out the asset having moved between them.
+        """
+        after_seq = 0
+        for state in STATE_FLOW:
+            if state not in REACHABLE[asset.state]:
+                continue
+            seq = self.evidence.absent_since(state, asset.created_us, after_seq)
+            if seq is None:
+                return state
+            after_seq = seq
+        self.deletions[asset.id] = Deletion(asset.id, after_seq, datetime.now(UTC))
+        self._changes += 1
+        return None
+
+    def _read_around(self, state: AssetState, assets: Iterable[LocalAsset]) -> None:
+        """Fetch pages of `state` that bracket each asset's `created_at` (or show the asset)."""
+        first_seq = self._seq + 1
+        for asset in sorted(assets, key=lambda a: -a.created_us):
+            if asset.id in self.sightings or self.evidence.absent_since(state, asset.created_us, first_seq):
+                continue
+            self._locate(state, asset, first_seq)
+            if self._budget_spent():
+                return
+
+    def _locate(self, state: AssetState, asset: LocalAsset, min_seq: int) -> None:
+        """Search `state`'s list for the page holding `asset.created_us`, starting where stored rows say."""
+        believed = self._believed_sorted(state)
+        guess = len(believed) - bisect.bisect_right(believed, (asset.created_us, _MAX_UUID))
+        low, high = 0, max(self.totals.get(state, guess), guess) + 1
+        offset = max(0, guess - 10)
+        for _ in range(MAX_LOCATE_STEPS):
+            self._extra_requests += 1
+            page = self._fetch(state, offset)
+            if asset.id in self.sightings or self.evidence.absent_since(state, asset.created_us, min_seq):
+                return
+            high = min(high, page.total)
+            if not page.items or asset.created_us >= created_us(page.items[0].created_at):
+                high = min(high, offset)  # the asset's place is above this page
+                offset = (
+                    max(low, high - MAX_PAGE_SIZE // 2) if high - low <= MAX_PAGE_SIZE else (low + high) // 2
+                )
+            else:
+                low = max(low, offset + len(page.items) - 1)  # below this page
+                offset = low if high - low <= MAX_PAGE_SIZE else (low + high) // 2
+            if self._budget_spent():
+                return
+
+    # -- count mismatches ------------------------------------------------------------------------------------
+
+    def _bisect(self, state: AssetState) -> None:
+        """Find where the remote list and the stored one differ, reading only the regions that disagree."""
+        believed = self._believed_sorted(state)[::-1]  # newest first, as the listing
+        position = {asset_id: index for index, (_, asset_id) in enumerate(believed)}
+        total = self.totals[state]
+        regions = [((-1, -1), (total, len(believed)))]
+        while regions and not self._budget_spent():
+            (remote_top, local_top), (remote_bottom, local_bottom) = regions.pop()
+            if remote_bottom - remote_top == local_bottom - local_top:
+                continue  # the same number of assets between two shared anchors: nothing to find here
+            start = max(remote_top, 0)
+            self._extra_requests += 1
+            if remote_bottom - start + 1 <= MAX_PAGE_SIZE:
+                self._fetch(state, start, limit=min(MAX_PAGE_SIZE, max(1, remote_bottom - start + 1)))
+                continue
+            start = max(0, (remote_top + remote_bottom) // 2 - MAX_PAGE_SIZE // 2)
+            page = self._fetch(state, start)
+            anchors = [
+                (start + index, position[item.id])
+                for index, item in enumerate(page.items)
+                if item.id in position
+            ]
+            if anchors:
+                regions.append(((remote_top, local_top), anchors[0]))
+                regions.append((anchors[-1], (remote_bottom, local_bottom)))
+
+    # -- what the sync believes now --------------------------------------------------------------------------
+
+    def _believed_state(self, asset_id: UUID) -> AssetState | None:
+        if asset_id in self.deletions:
+            return None
+        sighting = self.sightings.get(asset_id)
+        if sighting is not None:
+            return sighting.asset.state
+        stored = self.local.live.get(asset_id)
+        return stored.state if stored is not None else None
+
+    def _believed_sorted(self, state: AssetState) -> list[tuple[int, UUID]]:
+        """(created_us, id) ascending of every asset believed to be in `state` now (cached per change)."""
+        cached = self._believed_cache.get(state)
+        if cached is not None and cached[0] == self._changes:
+            return cached[1]
+        found = {
+            asset_id: created
+            for created, asset_id in self._local_sorted[state]
+            if self._believed_state(asset_id) is state
+        }
+        for asset_id, sighting in self.sightings.items():
+            if sighting.asset.state is state and asset_id not in self.deletions:
+                found[asset_id] = created_us(sighting.asset.created_at)
+        result = sorted((created, asset_id) for asset_id, created in found.items())
+        self._believed_cache[state] = (self._changes, result)
+        return result
+
+    def _believed_count(self, state: AssetState) -> int:
+        return len(self._believed_sorted(state))
+
+    def _budget_spent(self) -> bool:
+        return self._extra_requests >= self.max_extra_requests
+
+
+_MIN_UUID = UUID(int=0)
+_MAX_UUID = UUID(int=(1 << 128) - 1)
+
+
+def _check_page(page: AssetPage, project_id: UUID, state: AssetState) -> None:
+    """Refuse a page the plan cannot trust: foreign items, wrong states, repeats, or not newest first."""
+    problem = ""
+    moments = [created_us(item.created_at) for item in page.items]
+    if any(item.project_id != project_id for item in page.items):
+        problem = f"an item of another project in the listing of project {project_id}"
+    elif any(item.state is not state for item in page.items):
+        problem = f"an item in another state in the list filtered by state={state.value}"
+    elif len({item.id for item in page.items}) != len(page.items):
+        problem = "the same asset twice on one page"
+    elif any(newer < older for newer, older in itertools.pairwise(moments)):
+        problem = "items not in newest-first order"
+    if problem:
+        raise RoughyProtocolError(
+            f"the page breaks the API contract: {problem}",
+            status=200,
+            request_id=page.request_id,
+            request=f"GET /v1/assets?project_id={project_id}&state={state.value}&offset={page.offset}",
+        )
+
+
+def _span_of(page: AssetPage, state: AssetState, seq: int, offset: int) -> PageSpan | None:
+    """The `created_at` range a page proves complete, or None when it proves nothing (past the end)."""
+    reaches_end = offset + len(page.items) >= page.total
+    if not page.items:
+        return PageSpan(state, seq, -INFINITY, INFINITY) if offset == 0 else None
+    high = INFINITY if offset == 0 else float(created_us(page.items[0].created_at))
+    low = -INFINITY if reaches_end else float(created_us(page.items[-1].created_at))
+    return PageSpan(state, seq, low, high)
