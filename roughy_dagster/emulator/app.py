@@ -45,6 +45,8 @@ class EmulatorApp:
         self.requests_log: list[dict[str, str]] = []
         self._counter = itertools.count(1)
         self._stats_lock = threading.Lock()
+        self.before_listing: Callable[[dict[str, str]], None] | None = None
+        """Called with the query before a listing is served, so tests can change the world mid-sync."""
 
     # -- ASGI ----------------------------------------------------------------------------------------------
 
@@ -68,6 +70,8 @@ class EmulatorApp:
         if path != LIST_PATH:
             await _send_error(send, 404, "not_found", "No such route.", request_id)
             return
+        if self.before_listing is not None:
+            self.before_listing(query)
         fault = self.faults.take(query)
         if fault is not None and await self._inject(fault, send, request_id):
             return
@@ -239,6 +243,10 @@ def _break_body(kind: str, body: bytes) -> bytes:
         first["duration_seconds"] = "12.3.4"
     elif kind == "wrong_type":
         first["size_bytes"] = "4823572"
+    elif kind == "foreign_item":
+        first["project_id"] = str(uuid.uuid4())
+    elif kind == "unsorted":
+        page["items"].reverse()
     return json.dumps(page).encode()
 
 

@@ -19,6 +19,8 @@ FAULT_KINDS = frozenset(
         "unknown_state",  # 200 whose first item has a state outside the enum
         "bad_duration",  # 200 whose first item has a malformed `duration_seconds`
         "wrong_type",  # 200 whose first item has `size_bytes` as a string
+        "foreign_item",  # 200 whose first item belongs to another project
+        "unsorted",  # 200 whose items are oldest first
     }
 )
 

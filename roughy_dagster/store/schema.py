@@ -97,14 +97,27 @@ def schema_version(connection: duckdb.DuckDBPyConnection) -> int:
     return int(version) if version is not None else 0
 
 
+def check_readable(connection: duckdb.DuckDBPyConnection, database: str) -> None:
+    """Refuse to read a file whose schema is missing or from a newer version, saying what to do."""
+    found = schema_version(connection)
+    if found == 0:
+        raise RoughySchemaError(f"{database} has no roughy schema yet: run a sync into it first")
+    if found > CURRENT_VERSION:
+        raise _newer_schema(database, found)
+
+
+def _newer_schema(database: str, found: int) -> RoughySchemaError:
+    return RoughySchemaError(
+        f"{database} holds roughy schema version {found}, newer than version {CURRENT_VERSION} that this "
+        "roughy-dagster knows: upgrade roughy-dagster, or point ROUGHY_DUCKDB_PATH at another file"
+    )
+
+
 def ensure_schema(connection: duckdb.DuckDBPyConnection, database: str) -> None:
     """Create or migrate the schema to the version this code knows; refuse a file from a newer version."""
     found = schema_version(connection)
     if found > CURRENT_VERSION:
-        raise RoughySchemaError(
-            f"{database} holds roughy schema version {found}, newer than version {CURRENT_VERSION} that this "
-            "roughy-dagster knows: upgrade roughy-dagster, or point ROUGHY_DUCKDB_PATH at another file"
-        )
+        raise _newer_schema(database, found)
     if found == CURRENT_VERSION:
         return
     connection.execute("BEGIN TRANSACTION")

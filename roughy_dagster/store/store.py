@@ -20,7 +20,7 @@ import pyarrow as pa
 from ..client import AssetState
 from ..sync.model import LocalAsset, LocalSnapshot, RemoteObservation
 from .errors import RoughyStoreError, RoughyStoreLockedError
-from .schema import ensure_schema, first_row
+from .schema import check_readable, ensure_schema, first_row
 
 EVENT_KINDS = ("appeared", "revived", "state_changed", "updated")
 
@@ -154,17 +154,27 @@ class AssetStore:
         self.lock_wait_seconds = lock_wait_seconds
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection with the schema in place, waiting a while for another writer's lock; closed after."""
-        connection = self._open()
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the schema in place, waiting a while for another writer's lock; closed after.
+
+        A read-only connection creates nothing: it needs a file that a sync has already written.
+        """
+        connection = self._open(read_only)
         try:
-            ensure_schema(connection, self.database)
+            if read_only:
+                check_readable(connection, self.database)
+            else:
+                ensure_schema(connection, self.database)
             yield connection
         finally:
             connection.close()
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
-        if self.database != ":memory:":
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if read_only and not Path(self.database).exists():
+            raise RoughyStoreError(
+                f"DuckDB file {self.database} does not exist: materialize roughy/assets or run a sync first"
+            )
+        if self.database != ":memory:" and not read_only:
             parent = Path(self.database).expanduser().resolve().parent
             try:
                 parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +187,7 @@ class AssetStore:
         wait = 0.05
         while True:
             try:
-                return duckdb.connect(self.database)
+                return _attach(self.database, read_only)
             except duckdb.IOException as error:
                 text = str(error)
                 if "lock" not in text.lower():
@@ -341,6 +351,27 @@ def _record_sync_run(
             report.unresolved,
         ],
     )
+
+
+STORE_CATALOG = "roughy_store"
+
+
+def _attach(database: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file under a fixed catalog name so `roughy.<table>` is never ambiguous.
+
+    DuckDB names a file's catalog after the file: in `roughy.duckdb`, `roughy.assets` would be ambiguous
+    between that catalog and the `roughy` schema.
+    """
+    connection = duckdb.connect()
+    try:
+        quoted = database.replace("'", "''")
+        mode = " (READ_ONLY)" if read_only else ""
+        connection.execute(f"ATTACH '{quoted}' AS {STORE_CATALOG}{mode}")
+        connection.execute(f"USE {STORE_CATALOG}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 def _lock_holder(text: str) -> str:

@@ -1,0 +1,69 @@
+"""Test helpers: read a DuckDB file back into the API's shape, and fingerprint it to prove it unchanged."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from roughy_dagster.store import AssetStore
+
+API_FIELDS = (
+    "id",
+    "project_id",
+    "type",
+    "state",
+    "extension",
+    "size_bytes",
+    "content_type",
+    "duration_seconds",
+    "language",
+    "error_code",
+    "error_message",
+    "created_at",
+    "upload_url",
+)
+
+
+def normalized(item: dict) -> dict:
+    """An API-shaped asset with values comparable across sources (ids as str, duration as Decimal)."""
+    out = {name: item[name] for name in API_FIELDS}
+    out["id"], out["project_id"] = str(out["id"]), str(out["project_id"])
+    if out["duration_seconds"] is not None:
+        out["duration_seconds"] = Decimal(str(out["duration_seconds"])).normalize()
+    return out
+
+
+def stored_listing(database: Path | str, project_id: str, *, state: str | None = None) -> list[dict]:
+    """Live stored rows of a project, newest first, in the API's shape."""
+    with AssetStore(database).connect(read_only=True) as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        sql = (
+            "SELECT id, project_id, type, state, extension, size_bytes, content_type, duration_seconds, "
+            "language, error_code, error_message, strftime(created_at, '%Y-%m-%dT%H:%M:%S.%fZ'), upload_url "
+            "FROM roughy.assets WHERE project_id = ? AND deleted_at IS NULL"
+        )
+        parameters: list[object] = [project_id]
+        if state:
+            sql += " AND state = ?"
+            parameters.append(state)
+        rows = connection.execute(sql + " ORDER BY created_at DESC, id DESC", parameters).fetchall()
+    return [normalized(dict(zip(API_FIELDS, row, strict=True))) for row in rows]
+
+
+def truth(world, project_id: str, *, state: str | None = None) -> list[dict]:
+    """The emulator's listing of a project, in the same shape."""
+    return [normalized(item) for item in world.listing(project_id, state)]
+
+
+def query(database: Path | str, sql: str, parameters: list | None = None) -> list[tuple]:
+    """Run one read-only query on a DuckDB file."""
+    with AssetStore(database).connect(read_only=True) as connection:
+        return connection.execute(sql, parameters).fetchall()
+
+
+def fingerprint(database: Path | str) -> dict[str, list[tuple]]:
+    """Every row of every roughy table, sorted: equal fingerprints mean nothing was written."""
+    if not Path(database).exists():
+        return {}
+    tables = ("assets", "asset_events", "sync_runs", "schema_version")
+    return {table: sorted(map(repr, query(database, f"SELECT * FROM roughy.{table}"))) for table in tables}

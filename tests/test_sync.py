@@ -1,0 +1,242 @@
+"""The incremental sync against the emulator with real DuckDB files: equality, events, cost, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from roughy_dagster.client import RoughyClient, RoughyNotFoundError, RoughyProtocolError, RoughyServerError
+from roughy_dagster.emulator import Emulator
+from roughy_dagster.project_sync import sync_project
+from roughy_dagster.store import AssetStore
+
+from .helpers import fingerprint, query, stored_listing, truth
+
+UNKNOWN_PROJECT = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def database(tmp_path):
+    return tmp_path / "roughy.duckdb"
+
+
+def events(database, sync_id=None) -> list[tuple]:
+    sql = "SELECT asset_id::VARCHAR, kind, old_state, new_state FROM roughy.asset_events"
+    if sync_id is not None:
+        return query(database, sql + " WHERE sync_id = ?", [sync_id])
+    return query(database, sql)
+
+
+def test_first_sync_equals_the_listing_field_by_field(emulator: Emulator, client: RoughyClient, database):
+    for project_id in emulator.world.projects:
+        report = sync_project(client, database, project_id)
+        assert stored_listing(database, project_id) == truth(emulator.world, project_id)
+        assert report.mode == "full" and report.verified and report.new == report.live_rows
+        assert report.requests == sum(-(-max(n, 1) // 100) for n in report.remote_totals.values())
+    appeared = query(database, "SELECT count(*), count(DISTINCT asset_id) FROM roughy.asset_events")
+    assert appeared == [(emulator.world.count(), emulator.world.count())]
+
+
+def test_quiet_sync_writes_no_events_and_stays_cheap(emulator: Emulator, client: RoughyClient, database):
+    project_id = emulator.world.projects[0]
+    sync_project(client, database, project_id)
+    emulator.reset_counts()
+    report = sync_project(client, database, project_id)
+    assert (report.new, report.changed, report.deleted, report.revived) == (0, 0, 0, 0)
+    assert report.verified and report.requests == emulator.list_requests <= 8
+    assert events(database, report.sync_id) == []
+    runs = query(
+        database, "SELECT count(*), max(requests) FROM roughy.sync_runs WHERE project_id = ?", [project_id]
+    )
+    assert runs[0][0] == 2
+
+
+def test_every_kind_of_change_is_recorded_once(emulator: Emulator, client: RoughyClient, database):
+    world = emulator.world
+    project_id = world.projects[0]
+    sync_project(client, database, project_id)
+    listing = world.listing(project_id)
+    oldest_ready = next(a for a in reversed(listing) if a["state"] == "ready")
+    old_failed = next(a for a in reversed(listing) if a["state"] == "failed")
+    old_unpaid = next(a for a in reversed(listing) if a["state"] == "pending_payment")
+    uploading = next(a for a in listing if a["state"] == "pending_upload")
+    processing = next(a for a in listing if a["state"] == "processing")
+    world.delete(oldest_ready["id"])
+    world.delete(old_failed["id"])
+    world.advance(old_unpaid["id"], "ready")  # an old asset paid for late
+    world.advance(processing["id"], "failed")
+    world.receive_first_chunk(uploading["id"])
+    fresh = world.add_asset(project_id, state="ready")
+    report = sync_project(client, database, project_id)
+    assert stored_listing(database, project_id) == truth(world, project_id)
+    found = sorted(events(database, report.sync_id))
+    expected = sorted(
+        [
+            (oldest_ready["id"], "deleted", "ready", None),
+            (old_failed["id"], "deleted", "failed", None),
+            (old_unpaid["id"], "state_changed", "pending_payment", "ready"),
+            (processing["id"], "state_changed", "processing", "failed"),
+            (fresh.id, "appeared", None, "ready"),
+        ]
+        + (
+            [(uploading["id"], "updated", "pending_upload", "pending_upload")]
+            if uploading["type"] is None
+            else []
+        )
+    )
+    assert found == expected
+    assert report.verified and report.deleted == 2 and report.new == 1
+    deleted_rows = query(
+        database,
+        "SELECT count(*) FROM roughy.assets WHERE deleted_at IS NOT NULL AND project_id = ?",
+        [project_id],
+    )
+    assert deleted_rows == [(2,)]
+    assert events(database, sync_project(client, database, project_id).sync_id) == []
+
+
+def test_full_refresh_reconciles_and_revives(emulator: Emulator, client: RoughyClient, database):
+    world = emulator.world
+    project_id = world.projects[0]
+    sync_project(client, database, project_id)
+    victim = world.listing(project_id, "ready")[-1]["id"]
+    # Make the store wrongly believe an asset is gone (as an outside edit might): a full refresh revives it.
+    with AssetStore(database).connect() as connection:
+        connection.execute(
+            "UPDATE roughy.assets SET deleted_at = now() - INTERVAL 1 HOUR WHERE id = ?", [victim]
+        )
+    report = sync_project(client, database, project_id, full_refresh=True)
+    assert report.mode == "full" and report.revived == 1
+    assert events(database, report.sync_id) == [(victim, "revived", "ready", "ready")]
+    assert stored_listing(database, project_id) == truth(world, project_id)
+
+
+def test_unknown_project_fails_and_writes_nothing(emulator: Emulator, client: RoughyClient, database):
+    sync_project(client, database, emulator.world.projects[0])
+    before = fingerprint(database)
+    with pytest.raises(RoughyNotFoundError, match="Project not found"):
+        sync_project(client, database, UNKNOWN_PROJECT)
+    assert fingerprint(database) == before
+
+
+def test_bad_project_id_is_refused_before_any_request(emulator: Emulator, client: RoughyClient, database):
+    with pytest.raises(ValueError, match="project_id must be a UUID"):
+        sync_project(client, database, "episode-1")
+    assert emulator.list_requests == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "skip"),
+    [
+        ("missing_field", 0),
+        ("unknown_state", 2),
+        ("bad_duration", 4),
+        ("wrong_type", 3),
+        ("foreign_item", 1),
+        ("unsorted", 3),
+    ],
+)
+def test_a_page_that_breaks_the_contract_fails_the_sync_cleanly(
+    emulator: Emulator, client: RoughyClient, database, kind: str, skip: int
+):
+    world = emulator.world
+    project_id = world.projects[0]
+    sync_project(client, database, project_id)
+    world.random_changes(5, project_id=project_id)
+    before = fingerprint(database)
+    emulator.inject(kind, skip=skip)
+    with pytest.raises(RoughyProtocolError) as caught:
+        sync_project(client, database, project_id)
+    assert "breaks the API contract" in str(caught.value) and caught.value.request_id in str(caught.value)
+    assert fingerprint(database) == before, "a failed sync leaves the tables as they were"
+    sync_project(client, database, project_id)
+    assert stored_listing(database, project_id) == truth(world, project_id)
+
+
+def test_network_failure_after_retries_leaves_the_store_as_it_was(
+    emulator: Emulator, client: RoughyClient, database
+):
+    world = emulator.world
+    project_id = world.projects[0]
+    sync_project(client, database, project_id)
+    world.random_changes(8, project_id=project_id)
+    before = fingerprint(database)
+    emulator.inject("unavailable", skip=3, count=50)
+    with pytest.raises(RoughyServerError):
+        sync_project(client, database, project_id)
+    assert fingerprint(database) == before
+    emulator.app.faults.clear()
+    sync_project(client, database, project_id)
+    assert stored_listing(database, project_id) == truth(world, project_id)
+
+
+def test_exception_before_commit_rolls_back(emulator: Emulator, client: RoughyClient, database, monkeypatch):
+    world = emulator.world
+    project_id = world.projects[0]
+    sync_project(client, database, project_id)
+    world.random_changes(8, project_id=project_id)
+    before = fingerprint(database)
+    from roughy_dagster.store import store as store_module
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("boom before commit")
+
+    monkeypatch.setattr(store_module, "_record_sync_run", explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        sync_project(client, database, project_id)
+    assert fingerprint(database) == before
+    monkeypatch.undo()
+    sync_project(client, database, project_id)
+    assert stored_listing(database, project_id) == truth(world, project_id)
+
+
+def test_listing_that_shifts_during_the_first_load_is_handled(
+    emulator: Emulator, client: RoughyClient, database
+):
+    """New assets arriving while the first load pages produce repeats across pages and a changing total."""
+    world = emulator.world
+    project_id = world.projects[1]
+    arrivals = iter(range(6))
+
+    def arrive(query):
+        if (
+            query.get("state") == "ready"
+            and query.get("offset") in ("100", "200")
+            and next(arrivals, None) is not None
+        ):
+            world.add_asset(project_id, state="ready")
+
+    emulator.app.before_listing = arrive
+    first = sync_project(client, database, project_id)
+    emulator.app.before_listing = None
+    rows = query(database, "SELECT count(*), count(DISTINCT id) FROM roughy.assets")
+    assert rows[0][0] == rows[0][1], "one row per asset despite repeats across pages"
+    assert first.live_rows <= world.count(project_id)
+    sync_project(client, database, project_id)
+    assert stored_listing(database, project_id) == truth(world, project_id)
+
+
+def test_deleting_while_paging_never_marks_a_live_asset_deleted(
+    emulator: Emulator, client: RoughyClient, database
+):
+    """Deletions above the read position shift later items up, so a walk skips some: none may be 'deleted'."""
+    world = emulator.world
+    project_id = world.projects[0]
+    sync_project(client, database, project_id)
+    world.random_changes(5, project_id=project_id)
+
+    def delete_newest_ready(query):
+        if query.get("state") == "ready" and query.get("offset") != "0":
+            newest = world.listing(project_id, "ready")[:2]
+            for asset in newest:
+                world.delete(asset["id"])
+
+    emulator.app.before_listing = delete_newest_ready
+    sync_project(client, database, project_id, full_refresh=True)
+    emulator.app.before_listing = None
+    gone = {
+        row[0]
+        for row in query(database, "SELECT id::VARCHAR FROM roughy.assets WHERE deleted_at IS NOT NULL")
+    }
+    assert not gone & set(world.assets), "no live asset is marked deleted"
+    sync_project(client, database, project_id)
+    assert stored_listing(database, project_id) == truth(world, project_id)
