@@ -20,11 +20,13 @@ from .client import (
     RoughyValidationError,
     Timeouts,
 )
-from .dagster_layer.resource import RoughyResource
+from .project_sync import sync_project
+from .store import AssetStore, SyncReport
 
 __all__ = [
     "AssetPage",
     "AssetState",
+    "AssetStore",
     "AssetSummary",
     "AssetType",
     "AssetWalk",
@@ -40,6 +42,17 @@ __all__ = [
     "RoughyResource",
     "RoughyServerError",
     "RoughyValidationError",
+    "SyncReport",
     "Timeouts",
     "__version__",
+    "sync_project",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import the Dagster layer only when asked for, so plain scripts need not load Dagster."""
+    if name == "RoughyResource":
+        from .dagster_layer.resource import RoughyResource
+
+        return RoughyResource
+    raise AttributeError(f"module 'roughy_dagster' has no attribute {name!r}")

@@ -97,6 +97,12 @@ class Emulator:
             for change in self.world.random_changes(self.life_changes):
                 logger.info("life: %s", change)
 
+    def stop_life(self) -> None:
+        """Stop the life simulation (the server keeps serving a now quiet world)."""
+        self._stopping.set()
+        if self._life_thread is not None:
+            self._life_thread.join(timeout=10)
+
     def stop(self) -> None:
         """Stop serving and the life simulation; waits for the server thread."""
         self._stopping.set()
