@@ -1,0 +1,206 @@
+"""The `roughy/assets` software-defined asset: one DuckDB sync per project partition, with its checks."""
+
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from ..client import AssetState, RoughyClient
+from ..project_sync import sync_project
+from ..store import AssetStore, SyncReport
+from .resource import RoughyResource
+
+ASSETS_KEY = dg.AssetKey(["roughy", "assets"])
+PROJECTS = dg.DynamicPartitionsDefinition(name="roughy_projects")
+POOL = "roughy_duckdb"
+TABLE_NAME = "roughy.assets"
+
+CHECK_UNIQUE_IDS = "unique_ids"
+CHECK_MATCHES_REMOTE = "live_rows_match_remote_totals"
+CHECK_FIELD_RULES = "per_state_field_rules"
+
+COLUMN_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn(
+            "id",
+            "UUID",
+            description="Stable asset id",
+            constraints=dg.TableColumnConstraints(nullable=False, unique=True),
+        ),
+        dg.TableColumn("project_id", "UUID", description="Owning project (the partition)"),
+        dg.TableColumn("type", "VARCHAR", description="audio | video; null before the first chunk"),
+        dg.TableColumn(
+            "state", "VARCHAR", description="pending_upload | processing | pending_payment | ready | failed"
+        ),
+        dg.TableColumn("extension", "VARCHAR"),
+        dg.TableColumn("size_bytes", "BIGINT"),
+        dg.TableColumn("content_type", "VARCHAR"),
+        dg.TableColumn("duration_seconds", "DECIMAL(38,9)"),
+        dg.TableColumn("language", "VARCHAR", description="ISO 639-1 hint; null = auto-detect"),
+        dg.TableColumn("error_code", "VARCHAR", description="Set only when failed"),
+        dg.TableColumn("error_message", "VARCHAR", description="Set only when failed"),
+        dg.TableColumn("created_at", "TIMESTAMPTZ"),
+        dg.TableColumn("upload_url", "VARCHAR", description="TUS URL, only while pending_upload"),
+        dg.TableColumn("first_seen_at", "TIMESTAMPTZ"),
+        dg.TableColumn("last_seen_at", "TIMESTAMPTZ"),
+        dg.TableColumn("state_changed_at", "TIMESTAMPTZ"),
+        dg.TableColumn("deleted_at", "TIMESTAMPTZ", description="Set when the asset left the listing"),
+        dg.TableColumn("last_sync_id", "BIGINT", description="roughy.sync_runs.sync_id that last wrote it"),
+    ]
+)
+
+# One query per rule: a row breaking the spec's per-state field rules is counted under its rule's name.
+FIELD_RULES: dict[str, str] = {
+    "size_bytes null while pending_upload": "state = 'pending_upload' AND size_bytes IS NOT NULL",
+    "duration null while pending_upload": "state = 'pending_upload' AND duration_seconds IS NOT NULL",
+    "duration present once ready or pending_payment": (
+        "state IN ('ready', 'pending_payment') AND duration_seconds IS NULL"
+    ),
+    "duration null on failed": "state = 'failed' AND duration_seconds IS NOT NULL",
+    "error_code set only on failed": "(state = 'failed') <> (error_code IS NOT NULL)",
+    "error_message only on failed": "state <> 'failed' AND error_message IS NOT NULL",
+    "upload_url only while pending_upload": "state <> 'pending_upload' AND upload_url IS NOT NULL",
+    "size_bytes present after upload": "state <> 'pending_upload' AND size_bytes IS NULL",
+}
+
+
+class RoughySyncConfig(dg.Config):
+    """Run configuration of a `roughy/assets` materialization."""
+
+    full_refresh: bool = False
+    """Re-read every list of the project whole and confirm deletions (the reconcile safety net)."""
+
+
+@dg.asset(
+    key=ASSETS_KEY,
+    partitions_def=PROJECTS,
+    kinds={"duckdb", "roughy"},
+    pool=POOL,
+    group_name="roughy",
+    description=(
+        "Every asset of every Roughy project, current and deleted, synced incrementally into the DuckDB "
+        "table roughy.assets (with roughy.asset_events and roughy.sync_runs). One partition per project."
+    ),
+    check_specs=[
+        dg.AssetCheckSpec(CHECK_UNIQUE_IDS, asset=ASSETS_KEY, description="One row per asset id."),
+        dg.AssetCheckSpec(
+            CHECK_MATCHES_REMOTE,
+            asset=ASSETS_KEY,
+            description="Live rows per state equal the listing's totals, read again after the write.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_FIELD_RULES, asset=ASSETS_KEY, description="The spec's per-state field rules hold."
+        ),
+    ],
+)
+def roughy_assets(
+    context: dg.AssetExecutionContext,
+    config: RoughySyncConfig,
+    roughy: RoughyResource,
+    duckdb: DuckDBResource,
+) -> dg.MaterializeResult:
+    """Sync one project's listing into DuckDB, then check what was stored."""
+    project_id = context.partition_key
+    with roughy.get_client() as client:
+        report = sync_project(client, duckdb.database, project_id, full_refresh=config.full_refresh)
+        context.log.info(
+            f"project {project_id}: {report.new} new, {report.changed} changed, {report.deleted} deleted, "
+            f"{report.requests} requests ({report.mode}, verified={report.verified})"
+        )
+        remote_now = _remote_totals(client, project_id)
+    checks = run_checks(AssetStore(duckdb.database), project_id, remote_now)
+    return dg.MaterializeResult(
+        metadata=materialization_metadata(report, duckdb.database), check_results=checks
+    )
+
+
+def _remote_totals(client: RoughyClient, project_id: str) -> dict[str, int]:
+    """The listing's total per state, one cheap request each."""
+    return {
+        state.value: client.list_assets(project_id=project_id, state=state, limit=1).total
+        for state in AssetState
+    }
+
+
+def run_checks(
+    store: AssetStore, project_id: str, remote_totals: dict[str, int]
+) -> list[dg.AssetCheckResult]:
+    """The three partition checks, evaluated on the stored rows."""
+    with store.connect(read_only=True) as connection:
+        rows, distinct = connection.execute(
+            "SELECT count(*), count(DISTINCT id) FROM roughy.assets WHERE project_id = ?", [project_id]
+        ).fetchall()[0]
+        stored = dict(
+            connection.execute(
+                "SELECT state, count(*) FROM roughy.assets WHERE project_id = ? AND deleted_at IS NULL "
+                "GROUP BY state",
+                [project_id],
+            ).fetchall()
+        )
+        broken = {
+            rule: connection.execute(
+                f"SELECT count(*) FROM roughy.assets WHERE project_id = ? AND deleted_at IS NULL AND ({sql})",
+                [project_id],
+            ).fetchall()[0][0]
+            for rule, sql in FIELD_RULES.items()
+        }
+    stored_counts = {state.value: int(stored.get(state.value, 0)) for state in AssetState}
+    mismatched = {
+        s: (stored_counts[s], remote_totals[s]) for s in remote_totals if stored_counts[s] != remote_totals[s]
+    }
+    violations = {rule: count for rule, count in broken.items() if count}
+    return [
+        dg.AssetCheckResult(
+            check_name=CHECK_UNIQUE_IDS,
+            passed=bool(rows == distinct),
+            metadata={"rows": int(rows), "distinct_ids": int(distinct)},
+        ),
+        dg.AssetCheckResult(
+            check_name=CHECK_MATCHES_REMOTE,
+            passed=not mismatched,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "stored_live_by_state": stored_counts,
+                "remote_totals_by_state": remote_totals,
+                "mismatched_states": {s: f"stored {a}, remote {b}" for s, (a, b) in mismatched.items()},
+            },
+            description=None
+            if not mismatched
+            else "The remote may have changed since the sync; the next one converges.",
+        ),
+        dg.AssetCheckResult(
+            check_name=CHECK_FIELD_RULES,
+            passed=not violations,
+            metadata={"violations": violations or {}},
+        ),
+    ]
+
+
+def materialization_metadata(report: SyncReport, database: str) -> dict[str, Any]:
+    """Dagster's table metadata plus the sync's own figures."""
+    with AssetStore(database).connect(read_only=True) as connection:
+        (total_rows,) = connection.execute(
+            "SELECT count(*) FROM roughy.assets WHERE deleted_at IS NULL"
+        ).fetchall()[0]
+    return {
+        "dagster/row_count": int(total_rows),
+        "dagster/partition_row_count": report.live_rows,
+        "dagster/table_name": TABLE_NAME,
+        "dagster/column_schema": COLUMN_SCHEMA,
+        "counts_by_state": report.counts_by_state,
+        "remote_totals": report.remote_totals,
+        "new": report.new,
+        "changed": report.changed,
+        "deleted": report.deleted,
+        "revived": report.revived,
+        "unchanged": report.unchanged,
+        "requests": report.requests,
+        "pages": report.pages,
+        "retries": report.retries,
+        "duration_seconds": round(report.duration_seconds, 3),
+        "mode": report.mode,
+        "verified": report.verified,
+        "unresolved": report.unresolved,
+        "sync_id": report.sync_id,
+        "database": dg.MetadataValue.path(database),
+    }
