@@ -125,7 +125,7 @@ def test_definitions_load_without_network_and_wire_everything():
     assert repository.has_job("roughy_sync_job")
     assert {s.name for s in repository.schedule_defs} == {"roughy_sync_schedule", "roughy_reconcile_schedule"}
     assert "roughy_project_discovery_sensor" in {s.name for s in repository.sensor_defs}
-    spec = defs.get_assets_def(dg.AssetKey(["roughy", "assets"]))
+    spec = defs.resolve_assets_def(dg.AssetKey(["roughy", "assets"]))
     assert spec.partitions_def == PROJECTS
     assert {"duckdb", "roughy"} <= set(spec.specs_by_key[dg.AssetKey(["roughy", "assets"])].kinds)
     assert (
@@ -139,14 +139,14 @@ def test_schedule_syncs_every_known_and_configured_project(emulator: Emulator, i
     configured = emulator.world.projects[1]
     instance.add_dynamic_partitions(PROJECTS.name, [emulator.world.projects[0]])
     defs = build_roughy_defs(RoughySettings(base_url=emulator.base_url, project_ids=(configured,)))
-    schedule = defs.get_schedule_def("roughy_sync_schedule")
+    schedule = defs.resolve_schedule_def("roughy_sync_schedule")
     with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=TICK, repository_def=defs.get_repository_def()
     ) as context:
         requests = schedule.evaluate_tick(context).run_requests
     assert sorted(r.partition_key for r in requests) == sorted(emulator.world.projects)
     assert configured in instance.get_dynamic_partitions(PROJECTS.name)
-    reconcile = defs.get_schedule_def("roughy_reconcile_schedule")
+    reconcile = defs.resolve_schedule_def("roughy_reconcile_schedule")
     with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=TICK, repository_def=defs.get_repository_def()
     ) as context:
@@ -157,7 +157,7 @@ def test_schedule_syncs_every_known_and_configured_project(emulator: Emulator, i
 def test_discovery_sensor_finds_projects_once(emulator: Emulator, instance, monkeypatch):
     monkeypatch.setenv("ROUGHY_API_KEY", CANARY_KEY)
     defs = build_roughy_defs(RoughySettings(base_url=emulator.base_url))
-    sensor = defs.get_sensor_def("roughy_project_discovery_sensor")
+    sensor = defs.resolve_sensor_def("roughy_project_discovery_sensor")
     resources = {"roughy": RoughyResource(api_key=dg.EnvVar("ROUGHY_API_KEY"), base_url=emulator.base_url)}
 
     def tick(cursor):

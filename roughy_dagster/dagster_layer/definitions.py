@@ -22,14 +22,19 @@ def build_roughy_defs(
     *,
     extra_jobs: Sequence[dg.JobDefinition | UnresolvedAssetJobDefinition] = (),
     extra_sensors: Sequence[dg.SensorDefinition] = (),
-    schedule_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.STOPPED,
-    discovery_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    schedule_status: dg.DefaultScheduleStatus | None = None,
+    discovery_status: dg.DefaultSensorStatus | None = None,
 ) -> dg.Definitions:
     """Definitions of the Roughy integration from settings (by default, from the environment).
 
     Nothing here calls the network: the API key is read from its environment variable at run time.
     """
     settings = settings or RoughySettings.from_env()
+    running = settings.automation_running
+    if schedule_status is None:
+        schedule_status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+    if discovery_status is None:
+        discovery_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
     job = build_sync_job()
     return dg.Definitions(
         assets=[roughy_assets],

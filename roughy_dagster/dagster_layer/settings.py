@@ -27,6 +27,8 @@ class RoughySettings:
     sync_cron: str = DEFAULT_SYNC_CRON
     reconcile_cron: str = DEFAULT_RECONCILE_CRON
     api_key_env_var: str = "ROUGHY_API_KEY"
+    automation_running: bool = False
+    """Start sensors and schedules on by default (`ROUGHY_AUTOMATION_RUNNING=1`, as the demo does)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RoughySettings:
@@ -43,6 +45,8 @@ class RoughySettings:
             project_ids=parse_project_ids(env.get("ROUGHY_PROJECT_IDS", "")),
             sync_cron=env.get("ROUGHY_SYNC_CRON", "").strip() or DEFAULT_SYNC_CRON,
             reconcile_cron=env.get("ROUGHY_RECONCILE_CRON", "").strip() or DEFAULT_RECONCILE_CRON,
+            automation_running=env.get("ROUGHY_AUTOMATION_RUNNING", "").strip().lower()
+            in ("1", "true", "yes"),
         )
 
 
