@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlencode, urlsplit
@@ -45,11 +46,17 @@ class Timeouts:
 
 @dataclass
 class ClientStats:
-    """Counters a caller can read to report what a piece of work cost."""
+    """Counters a caller can read to report what a piece of work cost (safe across threads)."""
 
     requests: int = 0
     retries: int = 0
     pages: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, name: str) -> None:
+        """Add one to a counter."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
 
 
 def validate_base_url(base_url: str) -> str:
@@ -164,7 +171,7 @@ class RoughyClient:
             self.retry_policy, sleep=self._sleep, rng=self._rng, on_retry=self._count_retry
         )
         page: AssetPage = retrying(self._get_page, params)
-        self.stats.pages += 1
+        self.stats.count("pages")
         return page
 
     def iter_assets(
@@ -179,11 +186,11 @@ class RoughyClient:
     # -- transport ---------------------------------------------------------------------------------------
 
     def _count_retry(self) -> None:
-        self.stats.retries += 1
+        self.stats.count("retries")
 
     def _get_page(self, params: dict[str, str]) -> AssetPage:
         described = f"GET {LIST_ASSETS_PATH}?{urlencode(params)}"
-        self.stats.requests += 1
+        self.stats.count("requests")
         try:
             response = self._http.get(LIST_ASSETS_PATH, params=params)
         except httpx.TimeoutException as error:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 
 class AssetState(StrEnum):
@@ -39,19 +38,8 @@ class AssetType(StrEnum):
     VIDEO = "video"
 
 
-_DECIMAL_STRING = re.compile(r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$")
-
-
-def _decimal_from_string(value: Any) -> Any:
-    """Accept `duration_seconds` only as the spec's decimal string, never as a JSON number."""
-    if value is None or isinstance(value, Decimal):
-        return value
-    if not isinstance(value, str) or not _DECIMAL_STRING.match(value):
-        raise ValueError(f"expected a decimal string such as '324.412', got {value!r}")
-    return Decimal(value)
-
-
-DurationSeconds = Annotated[Decimal | None, BeforeValidator(_decimal_from_string)]
+DurationSeconds = Annotated[Decimal | None, Field(allow_inf_nan=False)]
+"""A decimal string in the spec (e.g. '324.412'); parsed exactly from the JSON text, never via a float."""
 
 
 class AssetSummary(BaseModel):

@@ -270,25 +270,28 @@ class AssetStore:
 
 
 def _observation_table(observation: RemoteObservation) -> pa.Table:
-    columns: dict[str, list[object]] = {name: [] for name in _OBSERVATION_SCHEMA.names}
-    for sighting in observation.sightings.values():
-        asset = sighting.asset
-        columns["id"].append(str(asset.id))
-        columns["project_id"].append(str(asset.project_id))
-        columns["type"].append(asset.type.value if asset.type is not None else None)
-        columns["state"].append(asset.state.value)
-        columns["extension"].append(asset.extension)
-        columns["size_bytes"].append(asset.size_bytes)
-        columns["content_type"].append(asset.content_type)
-        columns["duration_seconds"].append(
-            None if asset.duration_seconds is None else str(asset.duration_seconds)
-        )
-        columns["language"].append(asset.language)
-        columns["error_code"].append(asset.error_code)
-        columns["error_message"].append(asset.error_message)
-        columns["created_at"].append(asset.created_at)
-        columns["upload_url"].append(asset.upload_url)
-        columns["observed_at"].append(sighting.observed_at)
+    """The sightings as one Arrow table, built a column at a time."""
+    sightings = list(observation.sightings.values())
+    assets = [sighting.asset for sighting in sightings]
+    project = str(observation.project_id)
+    columns = {
+        "id": [str(a.id) for a in assets],
+        "project_id": [
+            project if a.project_id == observation.project_id else str(a.project_id) for a in assets
+        ],
+        "type": [a.type.value if a.type is not None else None for a in assets],
+        "state": [a.state.value for a in assets],
+        "extension": [a.extension for a in assets],
+        "size_bytes": [a.size_bytes for a in assets],
+        "content_type": [a.content_type for a in assets],
+        "duration_seconds": [None if a.duration_seconds is None else str(a.duration_seconds) for a in assets],
+        "language": [a.language for a in assets],
+        "error_code": [a.error_code for a in assets],
+        "error_message": [a.error_message for a in assets],
+        "created_at": [a.created_at for a in assets],
+        "upload_url": [a.upload_url for a in assets],
+        "observed_at": [s.observed_at for s in sightings],
+    }
     return pa.Table.from_pydict(columns, schema=_OBSERVATION_SCHEMA)
 
 

@@ -25,6 +25,7 @@ import bisect
 import itertools
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -93,8 +94,10 @@ class SyncEngine:
         full_refresh: bool = False,
         overlap_seconds: float = 600.0,
         max_extra_requests: int = 500,
+        concurrency: int = 4,
     ) -> None:
         self.client = client
+        self.concurrency = concurrency
         self.project_id = project_id
         self.local = local
         self.full_refresh = full_refresh or local.watermark_us is None
@@ -128,20 +131,20 @@ class SyncEngine:
             self._read_list(state, stop_below_us=stop_below)
         unresolved = self._resolve_moved_assets()
         for _ in range(MAX_BISECT_ROUNDS):
-            mismatched = [s for s in STATE_FLOW if self._believed_count(s) != self.totals[s]]
+            mismatched = self._mismatched_states()
             if not mismatched or self._budget_spent():
                 break
             for state in mismatched:
                 self._bisect(state)
             unresolved = self._resolve_moved_assets()
-        verified = all(self._believed_count(s) == self.totals[s] for s in STATE_FLOW) and not unresolved
+        verified = not self._mismatched_states() and not unresolved
         if not verified:
             logger.warning(
                 "project %s: the listing could not be fully reconciled in this sync (remote totals %s, "
                 "stored counts %s, %d unresolved); the next sync continues from here",
                 self.project_id,
                 {s.value: self.totals[s] for s in STATE_FLOW},
-                {s.value: self._believed_count(s) for s in STATE_FLOW},
+                {s.value: n for s, n in self._believed_counts().items()},
                 len(unresolved),
             )
         stats = self.client.stats
@@ -161,22 +164,49 @@ class SyncEngine:
         )
 
     def _read_list(self, state: AssetState, *, stop_below_us: int | None) -> None:
-        """Page through one list from the top, to its end or until past `stop_below_us`."""
-        offset = 0
-        while True:
-            page = self._fetch(state, offset)
-            offset += len(page.items)
-            if not page.items or offset >= page.total:
-                return
+        """Page through one list from the top, to its end or until past `stop_below_us`.
+
+        A whole list is read with a few requests in flight once its first page has given the total; pages
+        are recorded one at a time, and the next list is not started before this one is done, so the
+        ordering of proofs across states (see `Evidence`) holds as for a sequential read.
+        """
+        page = self._fetch(state, 0)
+        offset = len(page.items)
+        if stop_below_us is None and self.concurrency > 1 and offset < page.total and page.items:
+            offset = self._read_rest_concurrently(state, offset, page.total)
+        while page.items and offset < page.total:
             if stop_below_us is not None and created_us(page.items[-1].created_at) < stop_below_us:
                 return
+            page = self._fetch(state, offset)
+            offset += len(page.items)
+
+    def _read_rest_concurrently(self, state: AssetState, start: int, total: int) -> int:
+        """Fetch offsets `start`..`total` with `concurrency` requests in flight; return the offset reached."""
+        offsets = range(start, total, MAX_PAGE_SIZE)
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="roughy-page") as pool:
+            futures = {pool.submit(self._request, state, offset, MAX_PAGE_SIZE): offset for offset in offsets}
+            try:
+                for future in as_completed(futures):
+                    self._record(future.result(), state, futures[future])
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return offsets[-1] + MAX_PAGE_SIZE
 
     # -- one request ---------------------------------------------------------------------------------------
 
     def _fetch(self, state: AssetState, offset: int, limit: int = MAX_PAGE_SIZE) -> AssetPage:
-        """Fetch one page and record what it proves: sightings, its span, and deletions of terminal assets."""
+        """Fetch one page and record what it proves."""
+        return self._record(self._request(state, offset, limit), state, offset)
+
+    def _request(self, state: AssetState, offset: int, limit: int) -> AssetPage:
+        """One listing request of this project (safe to call from several threads)."""
         page = self.client.list_assets(project_id=self.project_id, state=state, limit=limit, offset=offset)
         _check_page(page, self.project_id, state)
+        return page
+
+    def _record(self, page: AssetPage, state: AssetState, offset: int) -> AssetPage:
+        """Record what a page proves: sightings, its span, and stored assets missing from it."""
         self._seq += 1
         seq = self._seq
         observed_at = datetime.now(UTC)
@@ -339,8 +369,21 @@ class SyncEngine:
         self._believed_cache[state] = (self._changes, result)
         return result
 
-    def _believed_count(self, state: AssetState) -> int:
-        return len(self._believed_sorted(state))
+    def _believed_counts(self) -> dict[AssetState, int]:
+        """How many assets the sync believes are in each state now, in one pass."""
+        counts = dict.fromkeys(STATE_FLOW, 0)
+        for asset_id, stored in self.local.live.items():
+            if asset_id not in self.sightings and asset_id not in self.deletions:
+                counts[stored.state] += 1
+        for asset_id, sighting in self.sightings.items():
+            if asset_id not in self.deletions:
+                counts[sighting.asset.state] += 1
+        return counts
+
+    def _mismatched_states(self) -> list[AssetState]:
+        """States whose believed count differs from the latest remote total."""
+        counts = self._believed_counts()
+        return [state for state in STATE_FLOW if counts[state] != self.totals[state]]
 
     def _budget_spent(self) -> bool:
         return self._extra_requests >= self.max_extra_requests
@@ -353,7 +396,7 @@ _MAX_UUID = UUID(int=(1 << 128) - 1)
 def _check_page(page: AssetPage, project_id: UUID, state: AssetState) -> None:
     """Refuse a page the plan cannot trust: foreign items, wrong states, repeats, or not newest first."""
     problem = ""
-    moments = [created_us(item.created_at) for item in page.items]
+    moments = [item.created_at for item in page.items]
     if any(item.project_id != project_id for item in page.items):
         problem = f"an item of another project in the listing of project {project_id}"
     elif any(item.state is not state for item in page.items):
