@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,9 +37,9 @@ base, project, database, full = sys.argv[1:5]
 started = time.perf_counter()
 with RoughyClient("%s", base) as client:
     report = sync_project(client, database, project, full_refresh=full == "1")
-print(json.dumps({"seconds": time.perf_counter() - started, "requests": report.requests, "rows": report.live_rows,
-                  "new": report.new, "changed": report.changed, "deleted": report.deleted,
-                  "verified": report.verified,
+print(json.dumps({"seconds": time.perf_counter() - started, "requests": report.requests,
+                  "rows": report.live_rows, "new": report.new, "changed": report.changed,
+                  "deleted": report.deleted, "verified": report.verified,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -86,15 +85,15 @@ def main() -> None:
             ""
             if "verified" not in row
             else (
-                f"new {row['new']}, changed {row['changed']}, deleted {row['deleted']}, verified {row['verified']}"
+                f"new {row['new']}, changed {row['changed']}, deleted {row['deleted']}, "
+                f"verified {row['verified']}"
             )
         )
         print(
-            f"{name:<46} {row['requests']:>9} {row['seconds']:>8.2f} {row['seconds'] / floor['seconds']:>8.2f} "
-            f"{row['peak_mb']:>8.0f}  {result}"
+            f"{name:<46} {row['requests']:>9} {row['seconds']:>8.2f} "
+            f"{row['seconds'] / floor['seconds']:>8.2f} {row['peak_mb']:>8.0f}  {result}"
         )
 
 
 if __name__ == "__main__":
-    time.sleep(0)
     main()

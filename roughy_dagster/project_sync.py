@@ -19,11 +19,14 @@ def sync_project(
     full_refresh: bool = False,
     overlap_seconds: float = 600.0,
     max_extra_requests: int = 500,
+    concurrency: int = 1,
 ) -> SyncReport:
     """Sync one project: read the stored snapshot, do all network I/O, then write once in one transaction.
 
     `full_refresh` re-reads every list whole (the reconcile safety net); the first sync of a project is
-    always a full read. A failure anywhere before the commit leaves the stored data as it was.
+    always a full read. `concurrency` > 1 keeps that many requests in flight while a list is read whole
+    (faster against a distant server, more memory). A failure anywhere before the commit leaves the
+    stored data as it was.
     """
     project = validate_project_id(project_id)
     store = AssetStore(database)
@@ -35,5 +38,6 @@ def sync_project(
         full_refresh=full_refresh,
         overlap_seconds=overlap_seconds,
         max_extra_requests=max_extra_requests,
+        concurrency=concurrency,
     )
     return store.write(engine.run())

@@ -240,3 +240,16 @@ def test_deleting_while_paging_never_marks_a_live_asset_deleted(
     assert not gone & set(world.assets), "no live asset is marked deleted"
     sync_project(client, database, project_id)
     assert stored_listing(database, project_id) == truth(world, project_id)
+
+
+def test_concurrent_page_reads_give_the_same_result(emulator: Emulator, client: RoughyClient, tmp_path):
+    world = emulator.world
+    project_id = world.projects[0]
+    report = sync_project(client, tmp_path / "concurrent.duckdb", project_id, concurrency=4)
+    assert report.verified and report.requests == sum(
+        -(-max(n, 1) // 100) for n in report.remote_totals.values()
+    )
+    assert stored_listing(tmp_path / "concurrent.duckdb", project_id) == truth(world, project_id)
+    world.random_changes(6, project_id=project_id)
+    sync_project(client, tmp_path / "concurrent.duckdb", project_id, full_refresh=True, concurrency=4)
+    assert stored_listing(tmp_path / "concurrent.duckdb", project_id) == truth(world, project_id)

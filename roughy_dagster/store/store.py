@@ -24,24 +24,6 @@ from .schema import check_readable, ensure_schema, first_row
 
 EVENT_KINDS = ("appeared", "revived", "state_changed", "updated")
 
-_OBSERVATION_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("project_id", pa.string()),
-        ("type", pa.string()),
-        ("state", pa.string()),
-        ("extension", pa.string()),
-        ("size_bytes", pa.int64()),
-        ("content_type", pa.string()),
-        ("duration_seconds", pa.string()),
-        ("language", pa.string()),
-        ("error_code", pa.string()),
-        ("error_message", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("upload_url", pa.string()),
-        ("observed_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
 _GONE_SCHEMA = pa.schema([("id", pa.string()), ("observed_at", pa.timestamp("us", tz="UTC"))])
 
 _CLASSIFY = """
@@ -227,7 +209,7 @@ class AssetStore:
 
     def write(self, observation: RemoteObservation) -> SyncReport:
         """Apply a sync's observations in one transaction: all of it is stored, or none of it."""
-        observed = _observation_table(observation)
+        observed = observation.rows
         gone = pa.Table.from_pylist(
             [{"id": str(d.asset_id), "observed_at": d.observed_at} for d in observation.deletions.values()],
             schema=_GONE_SCHEMA,
@@ -267,32 +249,6 @@ class AssetStore:
                 connection.execute("ROLLBACK")
                 raise
         return report
-
-
-def _observation_table(observation: RemoteObservation) -> pa.Table:
-    """The sightings as one Arrow table, built a column at a time."""
-    sightings = list(observation.sightings.values())
-    assets = [sighting.asset for sighting in sightings]
-    project = str(observation.project_id)
-    columns = {
-        "id": [str(a.id) for a in assets],
-        "project_id": [
-            project if a.project_id == observation.project_id else str(a.project_id) for a in assets
-        ],
-        "type": [a.type.value if a.type is not None else None for a in assets],
-        "state": [a.state.value for a in assets],
-        "extension": [a.extension for a in assets],
-        "size_bytes": [a.size_bytes for a in assets],
-        "content_type": [a.content_type for a in assets],
-        "duration_seconds": [None if a.duration_seconds is None else str(a.duration_seconds) for a in assets],
-        "language": [a.language for a in assets],
-        "error_code": [a.error_code for a in assets],
-        "error_message": [a.error_message for a in assets],
-        "created_at": [a.created_at for a in assets],
-        "upload_url": [a.upload_url for a in assets],
-        "observed_at": [s.observed_at for s in sightings],
-    }
-    return pa.Table.from_pydict(columns, schema=_OBSERVATION_SCHEMA)
 
 
 def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> int:

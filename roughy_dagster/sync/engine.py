@@ -42,6 +42,7 @@ from .model import (
     Sighting,
     created_us,
 )
+from .rows import RowBuffer
 
 logger = logging.getLogger("roughy_dagster.sync")
 
@@ -94,7 +95,7 @@ class SyncEngine:
         full_refresh: bool = False,
         overlap_seconds: float = 600.0,
         max_extra_requests: int = 500,
-        concurrency: int = 4,
+        concurrency: int = 1,
     ) -> None:
         self.client = client
         self.concurrency = concurrency
@@ -111,6 +112,7 @@ class SyncEngine:
         self._seq = 0
         self._extra_requests = 0
         self._suspects: set[UUID] = set()  # stored assets a page showed missing from their stored state
+        self._rows = RowBuffer()
         self._changes = 0  # bumped whenever what the sync believes changes; keys the cache below
         self._believed_cache: dict[AssetState, tuple[int, list[tuple[int, UUID]]]] = {}
         self._local_sorted: dict[AssetState, list[tuple[int, UUID]]] = {
@@ -154,6 +156,7 @@ class SyncEngine:
             started_at=started,
             finished_at=datetime.now(UTC),
             sightings=self.sightings,
+            rows=self._rows.table(s.row for s in self.sightings.values()),
             deletions=self.deletions,
             remote_totals=dict(self.totals),
             unresolved=unresolved,
@@ -213,7 +216,8 @@ class SyncEngine:
         if seq >= self._total_seq.get(state, 0):
             self.totals[state], self._total_seq[state] = page.total, seq
         for item in page.items:
-            self._sight(Sighting(item, seq, observed_at))
+            row = self._rows.add(item, observed_at)
+            self._sight(Sighting(item.id, item.state, created_us(item.created_at), seq, row))
         span = _span_of(page, state, seq, offset)
         if span is not None:
             self.evidence.add(span)
@@ -222,13 +226,12 @@ class SyncEngine:
 
     def _sight(self, sighting: Sighting) -> None:
         """Keep, per asset, its most advanced state seen (the latest sighting among equals)."""
-        asset = sighting.asset
-        known = self.sightings.get(asset.id)
-        if known is None or STATE_RANK[asset.state] >= STATE_RANK[known.asset.state]:
-            if known is None or known.asset.state is not asset.state:
+        known = self.sightings.get(sighting.asset_id)
+        if known is None or STATE_RANK[sighting.state] >= STATE_RANK[known.state]:
+            if known is None or known.state is not sighting.state:
                 self._changes += 1
-            self.sightings[asset.id] = sighting
-        if self.deletions.pop(asset.id, None) is not None:
+            self.sightings[sighting.asset_id] = sighting
+        if self.deletions.pop(sighting.asset_id, None) is not None:
             self._changes += 1
 
     def _note_missing(self, span: PageSpan, on_page: set[UUID]) -> None:
@@ -348,7 +351,7 @@ class SyncEngine:
             return None
         sighting = self.sightings.get(asset_id)
         if sighting is not None:
-            return sighting.asset.state
+            return sighting.state
         stored = self.local.live.get(asset_id)
         return stored.state if stored is not None else None
 
@@ -363,8 +366,8 @@ class SyncEngine:
             if self._believed_state(asset_id) is state
         }
         for asset_id, sighting in self.sightings.items():
-            if sighting.asset.state is state and asset_id not in self.deletions:
-                found[asset_id] = created_us(sighting.asset.created_at)
+            if sighting.state is state and asset_id not in self.deletions:
+                found[asset_id] = sighting.created_us
         result = sorted((created, asset_id) for asset_id, created in found.items())
         self._believed_cache[state] = (self._changes, result)
         return result
@@ -377,7 +380,7 @@ class SyncEngine:
                 counts[stored.state] += 1
         for asset_id, sighting in self.sightings.items():
             if asset_id not in self.deletions:
-                counts[sighting.asset.state] += 1
+                counts[sighting.state] += 1
         return counts
 
     def _mismatched_states(self) -> list[AssetState]:

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from ..client import AssetState, AssetSummary
+import pyarrow as pa
+
+from ..client import AssetState
 
 REACHABLE: dict[AssetState, frozenset[AssetState]] = {
     AssetState.PENDING_UPLOAD: frozenset(AssetState),
@@ -43,13 +45,15 @@ class LocalSnapshot:
     """The newest `created_at` ever stored for the project (deleted rows included); None when empty."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sighting:
-    """An asset as one page showed it; `seq` orders the requests of one sync."""
+    """An asset as one page showed it; `seq` orders the requests of one sync, `row` finds its fields."""
 
-    asset: AssetSummary
+    asset_id: UUID
+    state: AssetState
+    created_us: int
     seq: int
-    observed_at: datetime
+    row: int
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class RemoteObservation:
     started_at: datetime
     finished_at: datetime
     sightings: dict[UUID, Sighting]
+    rows: pa.Table
+    """One row per sighting (its fields, `OBSERVATION_SCHEMA`): what the store writes."""
     deletions: dict[UUID, Deletion]
     remote_totals: dict[AssetState, int]
     unresolved: set[UUID]
