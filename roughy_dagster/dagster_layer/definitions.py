@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -12,6 +12,7 @@ from .assets import roughy_assets
 from .resource import RoughyResource
 from .scheduling import build_project_discovery_sensor, build_sync_job, build_sync_schedules
 from .settings import RoughySettings
+from .state_sensor import build_roughy_state_sensor
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 def build_roughy_defs(
     settings: RoughySettings | None = None,
     *,
+    state_jobs: Mapping[str, dg.JobDefinition] | None = None,
     extra_jobs: Sequence[dg.JobDefinition | UnresolvedAssetJobDefinition] = (),
     extra_sensors: Sequence[dg.SensorDefinition] = (),
     schedule_status: dg.DefaultScheduleStatus | None = None,
@@ -27,7 +29,9 @@ def build_roughy_defs(
 ) -> dg.Definitions:
     """Definitions of the Roughy integration from settings (by default, from the environment).
 
-    Nothing here calls the network: the API key is read from its environment variable at run time.
+    `state_jobs` maps lifecycle states to the jobs that react to an asset entering them (e.g.
+    {"ready": render_job, "failed": alert_job}); it adds `roughy_asset_state_sensor`. Nothing here calls
+    the network: the API key is read from its environment variable at run time.
     """
     settings = settings or RoughySettings.from_env()
     running = settings.automation_running
@@ -38,7 +42,7 @@ def build_roughy_defs(
     job = build_sync_job()
     return dg.Definitions(
         assets=[roughy_assets],
-        jobs=[job, *extra_jobs],
+        jobs=[job, *{id(j): j for j in (state_jobs or {}).values()}.values(), *extra_jobs],
         schedules=build_sync_schedules(
             job,
             configured_projects=settings.project_ids,
@@ -49,6 +53,18 @@ def build_roughy_defs(
         sensors=[
             build_project_discovery_sensor(
                 job, configured_projects=settings.project_ids, default_status=discovery_status
+            ),
+            *(
+                [
+                    build_roughy_state_sensor(
+                        jobs_by_state=state_jobs,
+                        states=list(state_jobs),
+                        project_ids=settings.project_ids or None,
+                        default_status=discovery_status,
+                    )
+                ]
+                if state_jobs
+                else []
             ),
             *extra_sensors,
         ],

@@ -73,6 +73,17 @@ MIGRATIONS: tuple[str, ...] = (
         unresolved INTEGER NOT NULL
     );
     """,
+    # version 2: what the example reaction jobs record
+    """
+    CREATE TABLE roughy.reactions (
+        asset_id UUID NOT NULL,
+        project_id UUID NOT NULL,
+        state VARCHAR NOT NULL,
+        handled_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
+        run_id VARCHAR NOT NULL,
+        detail VARCHAR
+    );
+    """,
 )
 
 CURRENT_VERSION = len(MIGRATIONS)

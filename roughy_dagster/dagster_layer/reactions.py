@@ -1,0 +1,23 @@
+"""Building blocks for jobs that react to an asset entering a state: record the reaction in DuckDB."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from ..store import AssetStore
+from .assets import POOL
+from .state_sensor import RoughyAssetEvent
+
+
+def record_reaction(
+    context: dg.OpExecutionContext, duckdb: DuckDBResource, event: RoughyAssetEvent, detail: str
+) -> None:
+    """Append a row to `roughy.reactions` (the DuckDB file's single writer is shared through the pool)."""
+    with AssetStore(duckdb.database).connect() as connection:
+        connection.execute(
+            "INSERT INTO roughy.reactions (asset_id, project_id, state, run_id, detail) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [event.id, event.project_id, event.state, context.run_id, detail],
+        )
+
+
+__all__ = ["POOL", "RoughyAssetEvent", "record_reaction"]
