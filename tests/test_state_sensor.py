@@ -7,7 +7,7 @@ from roughy_dagster import RoughyResource
 from roughy_dagster.dagster_layer.definitions import build_roughy_defs
 from roughy_dagster.dagster_layer.settings import RoughySettings
 from roughy_dagster.dagster_layer.state_sensor import RoughyAssetEvent, build_roughy_state_sensor
-from roughy_dagster.emulator import Emulator
+from roughy_dagster.emulator import Emulator, World
 
 from .conftest import CANARY_KEY
 
@@ -96,13 +96,16 @@ def test_first_tick_is_quiet_then_one_run_per_change(emulator: Emulator, instanc
     assert keys(ticker.tick()) == [f"{uploading.id}:ready"]
 
 
-def test_an_old_asset_turning_ready_late_is_caught(emulator: Emulator, instance, monkeypatch):
-    world = emulator.world
-    ticker = Ticker(emulator, instance, monkeypatch)
-    ticker.tick()
-    (paid,) = world.top_up(world.projects[1], 1)  # the oldest unpaid asset, far below every head
-    assert keys(ticker.tick()) == [f"{paid.id}:ready"]
-    assert ticker.tick() == []
+def test_an_old_asset_turning_ready_late_is_caught(instance, monkeypatch):
+    world = World.seeded(seed=3, projects=1, assets_per_project=20_000)
+    assert world.count(world.projects[0], "pending_payment") > 100, "the unpaid list spans several pages"
+    with Emulator(world, api_key=CANARY_KEY) as emulator:
+        ticker = Ticker(emulator, instance, monkeypatch)
+        ticker.tick()
+        (paid,) = world.top_up(world.projects[0], 1)  # the oldest unpaid asset, far below every head
+        assert keys(ticker.tick()) == [f"{paid.id}:ready"]
+        assert ticker.tick() == []
+        assert emulator.list_requests <= 5
 
 
 def test_quiet_ticks_make_a_bounded_number_of_requests(emulator: Emulator, instance, monkeypatch):
