@@ -52,7 +52,10 @@ def build_roughy_defs(
         ),
         sensors=[
             build_project_discovery_sensor(
-                job, configured_projects=settings.project_ids, default_status=discovery_status
+                job,
+                configured_projects=settings.project_ids,
+                minimum_interval_seconds=settings.discovery_interval_seconds,
+                default_status=discovery_status,
             ),
             *(
                 [
@@ -60,6 +63,7 @@ def build_roughy_defs(
                         jobs_by_state=state_jobs,
                         states=list(state_jobs),
                         project_ids=settings.project_ids or None,
+                        minimum_interval_seconds=settings.state_sensor_interval_seconds,
                         default_status=discovery_status,
                     )
                 ]

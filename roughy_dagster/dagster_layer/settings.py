@@ -27,6 +27,8 @@ class RoughySettings:
     sync_cron: str = DEFAULT_SYNC_CRON
     reconcile_cron: str = DEFAULT_RECONCILE_CRON
     api_key_env_var: str = "ROUGHY_API_KEY"
+    state_sensor_interval_seconds: int = 30
+    discovery_interval_seconds: int = 300
     automation_running: bool = False
     """Start sensors and schedules on by default (`ROUGHY_AUTOMATION_RUNNING=1`, as the demo does)."""
 
@@ -45,9 +47,20 @@ class RoughySettings:
             project_ids=parse_project_ids(env.get("ROUGHY_PROJECT_IDS", "")),
             sync_cron=env.get("ROUGHY_SYNC_CRON", "").strip() or DEFAULT_SYNC_CRON,
             reconcile_cron=env.get("ROUGHY_RECONCILE_CRON", "").strip() or DEFAULT_RECONCILE_CRON,
+            state_sensor_interval_seconds=_positive_int(env, "ROUGHY_SENSOR_INTERVAL_SECONDS", 30),
+            discovery_interval_seconds=_positive_int(env, "ROUGHY_DISCOVERY_INTERVAL_SECONDS", 300),
             automation_running=env.get("ROUGHY_AUTOMATION_RUNNING", "").strip().lower()
             in ("1", "true", "yes"),
         )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise RoughyConfigurationError(f"{name}: expected a whole number of seconds (1 or more), got {raw!r}")
+    return int(raw)
 
 
 def parse_project_ids(raw: str) -> tuple[str, ...]:
