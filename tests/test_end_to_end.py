@@ -1,7 +1,8 @@
-"""End to end: the emulator and `dagster dev` as real processes, driven through the webserver's GraphQL API."""
+"""End to end: the emulator and `dagster dev` as real processes, driven through the GraphQL API."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -123,10 +124,8 @@ class DagsterDev:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # anything the group left behind
-        except ProcessLookupError:
-            pass
 
 
 def wait_for(predicate, what: str, timeout: float = 180, every: float = 1.0):
