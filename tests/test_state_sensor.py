@@ -154,3 +154,21 @@ def test_garbage_cursor_starts_from_the_present(emulator: Emulator, instance, mo
 def test_factory_refuses_a_state_without_a_job():
     with pytest.raises(ValueError, match="no job to run for state"):
         build_roughy_state_sensor(jobs_by_state={"ready": ready_job}, states=["ready", "failed"])
+
+
+def test_a_tick_out_of_time_resumes_on_the_next(emulator: Emulator, client):
+    from roughy_dagster.sync.watch import StateWatcher, WatchState
+
+    world = emulator.world
+
+    def watcher(budget: float) -> StateWatcher:
+        return StateWatcher(client, project_id=None, watched=["ready", "failed"], budget_seconds=budget)
+
+    baseline = watcher(40).tick(WatchState())
+    assert baseline.complete and baseline.entered == []
+    fresh = world.add_asset(world.projects[0], state="ready")
+    starved = watcher(0).tick(baseline.state)
+    assert not starved.complete and starved.entered == [] and starved.requests == 0
+    assert starved.state.watermark_us == baseline.state.watermark_us
+    resumed = watcher(40).tick(starved.state)
+    assert resumed.complete and [str(a.id) for a in resumed.entered] == [fresh.id]
