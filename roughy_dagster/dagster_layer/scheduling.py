@@ -51,40 +51,42 @@ def build_sync_schedules(
 ) -> list[dg.ScheduleDefinition]:
     """`roughy_sync_schedule` (incremental, every project) and `roughy_reconcile_schedule` (full re-read)."""
 
-    def requests(context: dg.ScheduleEvaluationContext, *, full_refresh: bool) -> list[dg.RunRequest]:
-        stamp = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
-        config = {"ops": {"roughy__assets": {"config": {"full_refresh": full_refresh}}}}
-        return [
-            dg.RunRequest(
-                run_key=f"{'reconcile' if full_refresh else 'sync'}:{project}:{stamp}",
-                partition_key=project,
-                run_config=config,
-                tags={"roughy/project_id": project, "roughy/mode": "full" if full_refresh else "incremental"},
+    def project_schedule(name: str, cron: str, full_refresh: bool, description: str) -> dg.ScheduleDefinition:
+        mode = "full" if full_refresh else "incremental"
+
+        @dg.schedule(
+            name=name, cron_schedule=cron, job=job, default_status=default_status, description=description
+        )
+        def evaluate(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+            stamp = (
+                context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
             )
-            for project in known_projects(context.instance, configured_projects)
-        ]
+            return [
+                dg.RunRequest(
+                    run_key=f"{name}:{project}:{stamp}",
+                    partition_key=project,
+                    run_config={"ops": {"roughy__assets": {"config": {"full_refresh": full_refresh}}}},
+                    tags={"roughy/project_id": project, "roughy/mode": mode},
+                )
+                for project in known_projects(context.instance, configured_projects)
+            ]
 
-    @dg.schedule(
-        name="roughy_sync_schedule",
-        cron_schedule=sync_cron,
-        job=job,
-        default_status=default_status,
-        description="Incrementally sync every known Roughy project into DuckDB.",
-    )
-    def roughy_sync_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        return requests(context, full_refresh=False)
+        return evaluate
 
-    @dg.schedule(
-        name="roughy_reconcile_schedule",
-        cron_schedule=reconcile_cron,
-        job=job,
-        default_status=default_status,
-        description="Safety net: re-read every project's listing whole and confirm deletions.",
-    )
-    def roughy_reconcile_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        return requests(context, full_refresh=True)
-
-    return [roughy_sync_schedule, roughy_reconcile_schedule]
+    return [
+        project_schedule(
+            "roughy_sync_schedule",
+            sync_cron,
+            False,
+            "Incrementally sync every known Roughy project into DuckDB.",
+        ),
+        project_schedule(
+            "roughy_reconcile_schedule",
+            reconcile_cron,
+            True,
+            "Safety net: re-read every project's listing whole and confirm deletions.",
+        ),
+    ]
 
 
 @dataclass
