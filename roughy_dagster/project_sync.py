@@ -20,16 +20,17 @@ def sync_project(
     overlap_seconds: float = 600.0,
     max_extra_requests: int = 500,
     concurrency: int = 1,
+    lock_wait_seconds: float = 30.0,
 ) -> SyncReport:
     """Sync one project: read the stored snapshot, do all network I/O, then write once in one transaction.
 
     `full_refresh` re-reads every list whole (the reconcile safety net); the first sync of a project is
     always a full read. `concurrency` > 1 keeps that many requests in flight while a list is read whole
-    (faster against a distant server, more memory). A failure anywhere before the commit leaves the
-    stored data as it was.
+    (faster against a distant server, more memory). Another process holding the file is waited for up to
+    `lock_wait_seconds`. A failure anywhere before the commit leaves the stored data as it was.
     """
     project = validate_project_id(project_id)
-    store = AssetStore(database)
+    store = AssetStore(database, lock_wait_seconds=lock_wait_seconds)
     snapshot = store.load_snapshot(project)
     engine = SyncEngine(
         client,

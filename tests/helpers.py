@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
+
 from roughy_dagster.store import AssetStore
 
 API_FIELDS = (
@@ -65,5 +67,20 @@ def fingerprint(database: Path | str) -> dict[str, list[tuple]]:
     """Every row of every roughy table, sorted: equal fingerprints mean nothing was written."""
     if not Path(database).exists():
         return {}
-    tables = ("assets", "asset_events", "sync_runs", "schema_version")
-    return {table: sorted(map(repr, query(database, f"SELECT * FROM roughy.{table}"))) for table in tables}
+    connection = duckdb.connect()
+    try:  # attached raw, without the store's schema checks, so any file can be fingerprinted
+        connection.execute(f"ATTACH '{database}' AS fingerprinted (READ_ONLY)")
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'fingerprinted' ORDER BY 1"
+            ).fetchall()
+        ]
+        return {
+            table: sorted(
+                map(repr, connection.execute(f"SELECT * FROM fingerprinted.roughy.{table}").fetchall())
+            )
+            for table in tables
+        }
+    finally:
+        connection.close()

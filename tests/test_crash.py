@@ -52,7 +52,7 @@ def check_consistent(database) -> None:
     assert nulls == [(0,)]
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("seed", range(20))
 def test_sigkill_at_a_random_point_leaves_a_usable_database(tmp_path, seed: int):
     rng = random.Random(seed)
     world = World.seeded(seed=seed, projects=1, assets_per_project=3000)

@@ -1,0 +1,136 @@
+"""The fault matrix: every fault the emulator injects, at the first, a middle and the last page of a sync
+and of a sensor tick. Transient faults are retried to the same result; contract breaks fail cleanly."""
+
+from __future__ import annotations
+
+import pytest
+
+from roughy_dagster.client import RetryPolicy, RoughyClient, RoughyProtocolError, Timeouts
+from roughy_dagster.emulator import Emulator, World
+from roughy_dagster.project_sync import sync_project
+from roughy_dagster.sync.watch import StateWatcher, WatchState
+
+from .conftest import CANARY_KEY, RecordingSleep
+from .helpers import fingerprint, stored_listing, truth
+
+RETRIED = {
+    "rate_limit_seconds": {"kind": "rate_limit", "retry_after": 3},
+    "rate_limit_http_date": {"kind": "rate_limit", "retry_after": 20, "retry_after_date": True},
+    "internal_500": {"kind": "internal"},
+    "bad_gateway_502_html": {"kind": "bad_gateway_html"},
+    "unavailable_503": {"kind": "unavailable"},
+    "gateway_timeout_504_html": {"kind": "gateway_timeout_html"},
+    "slow_past_read_timeout": {"kind": "slow", "delay": 1.0},
+    "dropped_connection": {"kind": "drop"},
+    "truncated_json": {"kind": "truncated"},
+}
+CONTRACT_BREAKS = {
+    "missing_required_field": {"kind": "missing_field"},
+    "unknown_state": {"kind": "unknown_state"},
+    "malformed_duration": {"kind": "bad_duration"},
+    "wrong_type": {"kind": "wrong_type"},
+}
+POSITIONS = ("first", "middle", "last")
+
+
+@pytest.fixture(scope="module")
+def world_and_emulator():
+    world = World.seeded(seed=21, projects=1, assets_per_project=450)
+    with Emulator(world, api_key=CANARY_KEY) as emulator:
+        yield world, emulator
+
+
+def make_client(emulator: Emulator) -> RoughyClient:
+    return RoughyClient(
+        emulator.api_key,
+        emulator.base_url,
+        timeouts=Timeouts(read=0.4),
+        sleep=RecordingSleep(),
+        retry=RetryPolicy(),
+    )
+
+
+def skip_for(position: str, requests: int) -> int:
+    return {"first": 0, "middle": requests // 2, "last": requests - 1}[position]
+
+
+def prepared_database(world: World, emulator: Emulator, tmp_path):
+    """A file synced once, then remote changes for the next sync; returns (path, cost of a full read)."""
+    project = world.projects[0]
+    database = tmp_path / "roughy.duckdb"
+    with make_client(emulator) as client:
+        sync_project(client, database, project)
+        world.random_changes(6, project_id=project)
+        scratch = tmp_path / "scratch.duckdb"
+        sync_project(client, scratch, project)  # first load of a scratch copy: a full read, many pages
+        emulator.reset_counts()
+        report = sync_project(client, scratch, project, full_refresh=True)
+    return database, report.requests
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("name", sorted(RETRIED))
+def test_sync_survives_a_transient_fault(world_and_emulator, tmp_path, name: str, position: str):
+    world, emulator = world_and_emulator
+    database, requests = prepared_database(world, emulator, tmp_path)
+    emulator.app.faults.clear()
+    emulator.inject(skip=skip_for(position, requests), **RETRIED[name])
+    with make_client(emulator) as client:
+        report = sync_project(client, database, world.projects[0], full_refresh=True)
+    assert emulator.app.faults.pending() == 0, "the fault was injected"
+    assert report.retries >= 1 and report.verified
+    assert stored_listing(database, world.projects[0]) == truth(world, world.projects[0])
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("name", sorted(CONTRACT_BREAKS))
+def test_sync_fails_cleanly_on_a_contract_break(world_and_emulator, tmp_path, name: str, position: str):
+    world, emulator = world_and_emulator
+    database, requests = prepared_database(world, emulator, tmp_path)
+    before = fingerprint(database)
+    emulator.app.faults.clear()
+    emulator.inject(skip=skip_for(position, requests), **CONTRACT_BREAKS[name])
+    with make_client(emulator) as client, pytest.raises(RoughyProtocolError) as caught:
+        sync_project(client, database, world.projects[0], full_refresh=True)
+    assert caught.value.request_id and caught.value.request_id in str(caught.value)
+    assert "breaks the API contract" in str(caught.value)
+    assert fingerprint(database) == before, "the tables are as they were"
+
+
+def sensor_tick(emulator: Emulator, state: WatchState):
+    with make_client(emulator) as client:
+        return StateWatcher(client, project_id=None, watched=["ready", "failed"]).tick(state)
+
+
+def sensor_setup(world: World, emulator: Emulator):
+    """A baseline tick, then changes; returns (baseline state, what a clean tick finds, its request count)."""
+    emulator.app.faults.clear()
+    baseline = sensor_tick(emulator, WatchState()).state
+    world.top_up(world.projects[0], 2)
+    world.add_asset(world.projects[0], state="failed")
+    clean = sensor_tick(emulator, baseline)
+    return baseline, sorted(str(a.id) for a in clean.entered), clean.requests
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("name", sorted(RETRIED))
+def test_sensor_tick_survives_a_transient_fault(world_and_emulator, name: str, position: str):
+    world, emulator = world_and_emulator
+    baseline, expected, requests = sensor_setup(world, emulator)
+    emulator.inject(skip=skip_for(position, requests), **RETRIED[name])
+    result = sensor_tick(emulator, baseline)
+    assert emulator.app.faults.pending() == 0
+    assert result.complete and sorted(str(a.id) for a in result.entered) == expected and expected
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("name", sorted(CONTRACT_BREAKS))
+def test_sensor_tick_fails_cleanly_on_a_contract_break(world_and_emulator, name: str, position: str):
+    world, emulator = world_and_emulator
+    baseline, expected, requests = sensor_setup(world, emulator)
+    emulator.inject(skip=skip_for(position, requests), **CONTRACT_BREAKS[name])
+    with pytest.raises(RoughyProtocolError) as caught:
+        sensor_tick(emulator, baseline)
+    assert caught.value.request_id in str(caught.value)
+    # A failed tick leaves the cursor (the baseline) untouched: the next tick finds the same entries.
+    assert sorted(str(a.id) for a in sensor_tick(emulator, baseline).entered) == expected
