@@ -50,3 +50,13 @@ def sleeps() -> RecordingSleep:
 def client(emulator: Emulator, sleeps: RecordingSleep) -> Iterator[RoughyClient]:
     with RoughyClient(emulator.api_key, emulator.base_url, sleep=sleeps, retry=RetryPolicy()) as made:
         yield made
+
+
+@pytest.fixture
+def client_for(sleeps: RecordingSleep):
+    """Make a client for any emulator (closed by the caller's `with`)."""
+
+    def make(emulator: Emulator) -> RoughyClient:
+        return RoughyClient(emulator.api_key, emulator.base_url, sleep=sleeps, retry=RetryPolicy())
+
+    return make

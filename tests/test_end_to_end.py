@@ -58,6 +58,17 @@ query($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { result
     runId jobName status tags { key value } } } } }
 """
 
+BACKFILL = """
+mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message }
+  ... on UnauthorizedError { message } } }
+"""
+
+BACKFILL_STATUS = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) { __typename ... on PartitionBackfill { status } } }
+"""
+
 TICKS_QUERY = """
 query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
   ... on Sensor { sensorState { ticks(limit: 5) { status } } } } }
@@ -140,7 +151,7 @@ def wait_for(predicate, what: str, timeout: float = 180, every: float = 1.0):
 
 @pytest.fixture
 def running(tmp_path):
-    world = World.seeded(seed=11, projects=2, assets_per_project=150)
+    world = World.seeded(seed=11, projects=8, assets_per_project=120)
     emulator = Emulator(world, api_key=CANARY_KEY).start()
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -160,14 +171,14 @@ def running(tmp_path):
     }
     dagster = DagsterDev(env, free_port(), tmp_path / "dagster-dev.log")
     try:
-        yield emulator, dagster, database
+        yield emulator, dagster, database, home
     finally:
         dagster.stop()
         emulator.stop()
 
 
 def test_ui_materializes_partitions_and_sensors_fire(running):
-    emulator, dagster, database = running
+    emulator, dagster, database, home = running
     world = emulator.world
     repository = dagster.wait_until_loaded()
     assert repository["location"]["name"] == LOCATION
@@ -252,6 +263,31 @@ def test_ui_materializes_partitions_and_sensors_fire(running):
     assert all(r["status"] == "SUCCESS" for r in runs), dagster.log.read_text()[-3000:]
     keys = sorted(next(t["value"] for t in r["tags"] if t["key"] == "dagster/run_key") for r in runs)
     assert keys == sorted([f"{became_ready.id}:ready", f"{processing}:failed"])
+    # A backfill of all 8 project partitions at once: the pool queues the DuckDB writers, none fails.
+    backfill = dagster.query(
+        BACKFILL,
+        {"params": {"assetSelection": [{"path": ["roughy", "assets"]}], "partitionNames": world.projects}},
+    )["launchPartitionBackfill"]
+    assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
+    status = wait_for(
+        lambda: (
+            (
+                s := dagster.query(BACKFILL_STATUS, {"id": backfill["backfillId"]})[
+                    "partitionBackfillOrError"
+                ]["status"]
+            )
+            in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
+            and s
+        ),
+        "the 8-partition backfill",
+        timeout=300,
+    )
+    assert status in ("COMPLETED", "COMPLETED_SUCCESS"), dagster.log.read_text()[-3000:]
+    failed = dagster.query(RUNS_QUERY, {"filter": {"statuses": ["FAILURE"]}})["runsOrError"]["results"]
+    assert failed == [], failed
+    for project_id in world.projects:
+        assert stored_listing(database, project_id) == truth(world, project_id)
+
     time.sleep(8)  # more ticks: nothing fires twice
     assert (
         len(
@@ -262,4 +298,8 @@ def test_ui_materializes_partitions_and_sensors_fire(running):
         )
         == 2
     )
+    # The key never reached the logs, the instance's storage (event log, run config, compute logs) or DuckDB.
     assert CANARY_KEY not in dagster.log.read_text()
+    for path in [*home.rglob("*"), database]:
+        if path.is_file():
+            assert CANARY_KEY.encode() not in path.read_bytes(), path

@@ -172,3 +172,26 @@ def test_a_tick_out_of_time_resumes_on_the_next(emulator: Emulator, client):
     assert starved.state.watermark_us == baseline.state.watermark_us
     resumed = watcher(40).tick(starved.state)
     assert resumed.complete and [str(a.id) for a in resumed.entered] == [fresh.id]
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_every_entry_is_fired_once_over_many_ticks(client_for, seed: int):
+    """Random life between ticks, account-wide: the fired set equals the truth, tick after tick."""
+    from roughy_dagster.sync.watch import StateWatcher, WatchState
+
+    world = World.seeded(seed=seed, projects=3, assets_per_project=2000)
+    world.follow_real_time = True
+    with Emulator(world, api_key=CANARY_KEY) as emulator, client_for(emulator) as client:
+        state = StateWatcher(client, project_id=None, watched=["ready", "failed"]).tick(WatchState()).state
+        fired: list[tuple[str, str]] = []
+        expected: set[tuple[str, str]] = set()
+        for _ in range(40):
+            start = len(world.history)
+            world.random_changes(6)
+            result = StateWatcher(client, project_id=None, watched=["ready", "failed"]).tick(state)
+            state = result.state
+            fired += [(str(a.id), a.state.value) for a in result.entered]
+            expected |= {(a, s) for a, s in world.history[start:] if s in ("ready", "failed")}
+    assert len(fired) == len(set(fired)), "never twice"
+    live_expected = {(a, s) for a, s in expected if a in world.assets}
+    assert live_expected <= set(fired) <= expected

@@ -86,9 +86,15 @@ class Emulator:
                 raise RuntimeError("the emulator did not start listening within 10 s")
             time.sleep(0.01)
         if self.life_interval:
-            self._life_thread = threading.Thread(target=self._live, name="roughy-emulator-life", daemon=True)
-            self._life_thread.start()
+            self.start_life(self.life_interval, self.life_changes)
         return self
+
+    def start_life(self, interval: float, changes: int = 1) -> None:
+        """Start simulating life: `changes` random changes every `interval` seconds, until stopped."""
+        self.life_interval, self.life_changes = interval, changes
+        self._stopping.clear()
+        self._life_thread = threading.Thread(target=self._live, name="roughy-emulator-life", daemon=True)
+        self._life_thread.start()
 
     def _live(self) -> None:
         assert self.life_interval is not None

@@ -131,6 +131,8 @@ class World:
         self.follow_real_time = False
         """When set, new assets get the wall-clock time, as on a live server, not the seeded clock."""
         self.deleted_ids: set[str] = set()
+        self.history: list[tuple[str, str]] = []
+        """Every (asset id, state) an asset entered, in order: the truth soak tests compare sensors with."""
 
     # -- building ----------------------------------------------------------------------------------------
 
@@ -206,6 +208,7 @@ class World:
                 self._apply_transition(asset, step)
             self.assets[asset.id] = asset
             self._index(asset)
+            self.history.append((asset.id, asset.state))
             return asset
 
     # -- transitions -------------------------------------------------------------------------------------
@@ -248,6 +251,7 @@ class World:
             self._unindex(asset, states_only=True)
             self._apply_transition(asset, new_state)
             self._index(asset, states_only=True)
+            self.history.append((asset.id, new_state))
             return asset
 
     def receive_first_chunk(self, asset_id: str) -> Asset:

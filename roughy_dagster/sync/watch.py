@@ -91,6 +91,7 @@ class StateWatcher:
         self.replay_since_us = replay_since_us
         self.requests = 0
         self._spans: dict[AssetState, list[tuple[float, float]]] = {s: [] for s in STATE_FLOW}
+        self._seen: dict[str, AssetSummary] = {}  # every asset on every page read this tick
         self._last_total = 0
 
     def tick(self, previous: WatchState) -> TickResult:
@@ -115,18 +116,13 @@ class StateWatcher:
             stop_below: int | None = self.replay_since_us if self.replay_since_us is not None else 2**62
         else:
             stop_below = (previous.watermark_us or 0) - self.overlap_us
-        newest = previous.watermark_us or 0
-        seen: dict[str, AssetSummary] = {}
+        seen = self._seen
         spans = self._spans
 
         def read(list_state: AssetState, stop: int | None) -> None:
-            nonlocal newest
             offset = 0
             while True:
                 page = self._page(list_state, offset)
-                for item in page.items:
-                    seen[str(item.id)] = _later(seen.get(str(item.id)), item)
-                    newest = max(newest, created_us(item.created_at))
                 offset += len(page.items)
                 if not page.items or offset >= page.total:
                     return
@@ -158,11 +154,10 @@ class StateWatcher:
             for later in LATER_STATES[AssetState(old_state)]:
                 if later is AssetState.PENDING_PAYMENT or _bracketed(spans[later], moment):
                     continue
-                page = self._locate(later, moment)
-                for item in page.items:
-                    seen[str(item.id)] = _later(seen.get(str(item.id)), item)
+                self._locate(later, moment)
                 if asset_id in seen:
                     break
+        newest = max([previous.watermark_us or 0, *(created_us(a.created_at) for a in seen.values())])
         self._settle(previous, state, seen, entered, first_tick, newest)
 
     def _leavers(self, previous: WatchState, seen: dict[str, AssetSummary]) -> dict[str, tuple[str, int]]:
@@ -227,6 +222,8 @@ class StateWatcher:
         )
         self._last_total = page.total
         self._spans[list_state].append(_span(page, offset))
+        for item in page.items:
+            self._seen[str(item.id)] = _later(self._seen.get(str(item.id)), item)
         return page
 
     def _locate(self, list_state: AssetState, moment: int) -> AssetPage:
