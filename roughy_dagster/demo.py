@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from .dagster_layer.assets import PROJECTS
+from .dagster_layer.assets import PROJECTS_NAME
 from .dagster_layer.definitions import build_roughy_defs
 from .dagster_layer.settings import RoughySettings
 from .store import AssetStore
@@ -21,9 +21,10 @@ def main() -> None:
         resources = defs.get_repository_def().get_top_level_resources()
         with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
             result = sensor(context)
+        assert isinstance(result, dg.SensorResult)
         for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(PROJECTS.name, list(request.partition_keys or []))
-        projects = instance.get_dynamic_partitions(PROJECTS.name)
+            instance.add_dynamic_partitions(PROJECTS_NAME, list(request.partition_keys or []))
+        projects = instance.get_dynamic_partitions(PROJECTS_NAME)
         print(f"projects: {', '.join(projects)}")
         job = defs.resolve_job_def("roughy_sync_job")
         for project in projects:

@@ -114,7 +114,7 @@ class RetryBudget:
                 f"the server asked to wait {retry_after:.0f} s (Retry-After), above the cap of "
                 f"{self.policy.max_retry_after_seconds:.0f} s (raise max_retry_after_seconds to wait it out)"
             )
-        elif state.seconds_since_start + upcoming > self.policy.deadline_seconds:
+        elif (state.seconds_since_start or 0.0) + upcoming > self.policy.deadline_seconds:
             self.gave_up_because = (
                 f"gave up after {state.attempt_number} attempts: the next wait would pass the "
                 f"{self.policy.deadline_seconds:.0f} s deadline"

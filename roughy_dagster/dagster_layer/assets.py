@@ -11,7 +11,8 @@ from ..store import AssetStore, SyncReport
 from .resource import RoughyResource
 
 ASSETS_KEY = dg.AssetKey(["roughy", "assets"])
-PROJECTS = dg.DynamicPartitionsDefinition(name="roughy_projects")
+PROJECTS_NAME = "roughy_projects"
+PROJECTS = dg.DynamicPartitionsDefinition(name=PROJECTS_NAME)
 POOL = "roughy_duckdb"
 TABLE_NAME = "roughy.assets"
 
@@ -98,7 +99,7 @@ def roughy_assets(
     config: RoughySyncConfig,
     roughy: RoughyResource,
     duckdb: DuckDBResource,
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation at run time
     """Sync one project's listing into DuckDB, then check what was stored."""
     project_id = context.partition_key
     with roughy.get_client() as client:

@@ -9,7 +9,7 @@ from ..client import DEFAULT_BASE_URL, RetryPolicy, RoughyClient, Timeouts
 from ..client.client import validate_base_url
 
 
-class RoughyResource(dg.ConfigurableResource):
+class RoughyResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Authenticated, retried access to Roughy's listing; set the key with `EnvVar("ROUGHY_API_KEY")`.
 
     Dagster shows an `EnvVar` by name only, so the key never reaches the UI or the run config; it is also

@@ -11,7 +11,7 @@ import dagster as dg
 from ..client import STATE_FLOW, RoughyClient
 from ..client.client import MAX_PAGE_SIZE
 from ..sync.model import created_us
-from .assets import PROJECTS, roughy_assets
+from .assets import PROJECTS, PROJECTS_NAME, roughy_assets
 from .resource import RoughyResource
 
 if TYPE_CHECKING:
@@ -34,10 +34,10 @@ def build_sync_job() -> "UnresolvedAssetJobDefinition":
 
 def known_projects(instance: dg.DagsterInstance, configured: Sequence[str]) -> list[str]:
     """Every project partition, after adding the configured ones the instance does not know yet."""
-    present = instance.get_dynamic_partitions(PROJECTS.name)
+    present = instance.get_dynamic_partitions(PROJECTS_NAME)
     missing = [project for project in configured if project not in present]
     if missing:
-        instance.add_dynamic_partitions(PROJECTS.name, missing)
+        instance.add_dynamic_partitions(PROJECTS_NAME, missing)
     return [*present, *missing]
 
 
@@ -145,7 +145,7 @@ def build_project_discovery_sensor(
                 _walk(client, cursor, found, deadline)
             else:
                 _read_heads(client, cursor, found)
-        present = set(context.instance.get_dynamic_partitions(PROJECTS.name))
+        present = set(context.instance.get_dynamic_partitions(PROJECTS_NAME))
         new = sorted(found - present)
         return dg.SensorResult(
             run_requests=[
