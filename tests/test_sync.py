@@ -253,3 +253,29 @@ def test_concurrent_page_reads_give_the_same_result(emulator: Emulator, client: 
     world.random_changes(6, project_id=project_id)
     sync_project(client, tmp_path / "concurrent.duckdb", project_id, full_refresh=True, concurrency=4)
     assert stored_listing(tmp_path / "concurrent.duckdb", project_id) == truth(world, project_id)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_deletion_above_the_walk_neither_hides_an_asset_nor_leaves_a_ghost(
+    emulator: Emulator, client: RoughyClient, database, concurrency: int
+):
+    """Deleting an asset the walk already passed shifts the rest up by one: without care, the asset at
+    the next page boundary is skipped and the deleted one stays stored, and the two cancel in the counts."""
+    world = emulator.world
+    project_id = world.projects[0]
+    for _ in range(250):
+        world.add_asset(project_id, state="ready")
+    done = []
+
+    def delete_behind_the_walk(query):
+        if query.get("state") == "ready" and int(query.get("offset", 0)) >= 290 and not done:
+            passed = world.listing(project_id, "ready")[200]["id"]  # passed, and below the next head read
+            world.delete(passed)
+            done.append(passed)
+
+    emulator.app.before_listing = delete_behind_the_walk
+    sync_project(client, database, project_id, concurrency=concurrency)
+    emulator.app.before_listing = None
+    assert done
+    sync_project(client, database, project_id)
+    assert stored_listing(database, project_id) == truth(world, project_id)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from ..client import STATE_FLOW, AssetPage, AssetState, RoughyClient, RoughyProtocolError
+from ..client import STATE_FLOW, AssetPage, AssetState, AssetSummary, RoughyClient, RoughyProtocolError
 from ..client.client import MAX_PAGE_SIZE
 from ..client.models import STATE_RANK
 from .model import (
@@ -51,6 +51,7 @@ HEAD_READ = (AssetState.PENDING_PAYMENT, AssetState.READY, AssetState.FAILED)
 INFINITY = float("inf")
 MAX_LOCATE_STEPS = 24
 MAX_BISECT_ROUNDS = 3
+MAX_STEP_BACKS = 20
 
 
 @dataclass(frozen=True)
@@ -167,34 +168,55 @@ class SyncEngine:
         )
 
     def _read_list(self, state: AssetState, *, stop_below_us: int | None) -> None:
-        """Page through one list from the top, to its end or until past `stop_below_us`.
+        """Page through one list from the top, to its end or until past `stop_below_us`, skipping nothing.
 
-        A whole list is read with a few requests in flight once its first page has given the total; pages
-        are recorded one at a time, and the next list is not started before this one is done, so the
-        ordering of proofs across states (see `Evidence`) holds as for a sequential read.
+        Consecutive pages overlap by one asset. When the asset that ended a page is not on the next one
+        (and that page does not start above it), assets above were deleted meanwhile and the list moved up
+        under the walk: it steps back until it finds its place again. Without this, a deletion during a
+        walk both hides one asset (skipped at a page boundary) and leaves the deleted one stored, and the
+        two cancel out in the count check.
         """
+        if stop_below_us is None and self.concurrency > 1 and self._read_concurrently(state):
+            return
         page = self._fetch(state, 0)
-        offset = len(page.items)
-        if stop_below_us is None and self.concurrency > 1 and offset < page.total and page.items:
-            offset = self._read_rest_concurrently(state, offset, page.total)
-        while page.items and offset < page.total:
+        offset = 0
+        while page.items and offset + len(page.items) < page.total:
             if stop_below_us is not None and created_us(page.items[-1].created_at) < stop_below_us:
                 return
+            last = page.items[-1]
+            offset += len(page.items) - 1
             page = self._fetch(state, offset)
-            offset += len(page.items)
+            for _ in range(MAX_STEP_BACKS):
+                if _continues(page, last) or offset == 0:
+                    break
+                offset = max(0, offset - (MAX_PAGE_SIZE - 1))
+                page = self._fetch(state, offset)
 
-    def _read_rest_concurrently(self, state: AssetState, start: int, total: int) -> int:
-        """Fetch offsets `start`..`total` with `concurrency` requests in flight; return the offset reached."""
-        offsets = range(start, total, MAX_PAGE_SIZE)
+    def _read_concurrently(self, state: AssetState) -> bool:
+        """Read a whole list with `concurrency` requests in flight; False when it moved (read it again).
+
+        Pages are recorded one at a time and the next list is not started before this one is done, so the
+        ordering of proofs across states (see `Evidence`) holds as for a sequential read.
+        """
+        first = self._fetch(state, 0)
+        if not first.items or len(first.items) >= first.total:
+            return True
+        step = MAX_PAGE_SIZE - 1
+        offsets = range(len(first.items) - 1, first.total, step)
+        pages: dict[int, AssetPage] = {0: first}
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="roughy-page") as pool:
             futures = {pool.submit(self._request, state, offset, MAX_PAGE_SIZE): offset for offset in offsets}
             try:
                 for future in as_completed(futures):
-                    self._record(future.result(), state, futures[future])
+                    pages[futures[future]] = self._record(future.result(), state, futures[future])
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-        return offsets[-1] + MAX_PAGE_SIZE
+        ordered = [pages[offset] for offset in sorted(pages)]
+        return all(
+            before.items and _continues(after, before.items[-1])
+            for before, after in itertools.pairwise(ordered)
+        )
 
     # -- one request ---------------------------------------------------------------------------------------
 
@@ -415,6 +437,13 @@ def _check_page(page: AssetPage, project_id: UUID, state: AssetState) -> None:
             request_id=page.request_id,
             request=f"GET /v1/assets?project_id={project_id}&state={state.value}&offset={page.offset}",
         )
+
+
+def _continues(page: AssetPage, last: AssetSummary) -> bool:
+    """Whether `page`, read after a page ending with `last`, leaves no gap after `last`."""
+    if not page.items:
+        return False
+    return last.id in {item.id for item in page.items} or page.items[0].created_at > last.created_at
 
 
 def _span_of(page: AssetPage, state: AssetState, seq: int, offset: int) -> PageSpan | None:
