@@ -9,7 +9,12 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from roughy_dagster import RoughyResource
-from roughy_dagster.dagster_layer.assets import PROJECTS, roughy_assets
+from roughy_dagster.dagster_layer.assets import (
+    PROJECTS,
+    DagsterRoughyTranslator,
+    build_roughy_assets,
+    roughy_assets,
+)
 from roughy_dagster.dagster_layer.definitions import build_roughy_defs
 from roughy_dagster.dagster_layer.settings import RoughyConfigurationError, RoughySettings
 from roughy_dagster.emulator import Emulator
@@ -202,3 +207,44 @@ def test_project_ids_are_normalized():
         "019de7f5-7e21-7402-92a8-1c0e1fa84411",
         "019de7f5-7e21-7402-92a8-1c0e1fa84412",
     )
+
+
+class MediaTranslator(DagsterRoughyTranslator):
+    def get_asset_spec(self, default: dg.AssetSpec) -> dg.AssetSpec:
+        return default.replace_attributes(
+            key=["media", "roughy_assets"], group_name="media"
+        ).merge_attributes(tags={"team": "video"})
+
+
+def test_translator_renames_key_group_and_tags(emulator: Emulator, instance, resources):
+    defs = build_roughy_defs(RoughySettings(base_url=emulator.base_url), translator=MediaTranslator())
+    key = dg.AssetKey(["media", "roughy_assets"])
+    assets = defs.resolve_assets_def(key)
+    spec = assets.specs_by_key[key]
+    assert (
+        spec.group_name == "media"
+        and spec.tags["team"] == "video"
+        and {"duckdb", "roughy"} <= set(spec.kinds)
+    )
+    assert {c.name for c in assets.check_specs} == {
+        "unique_ids",
+        "live_rows_match_remote_totals",
+        "per_state_field_rules",
+    }
+    project = emulator.world.projects[0]
+    instance.add_dynamic_partitions(PROJECTS.name, [project])
+    schedule = defs.resolve_schedule_def("roughy_sync_schedule")
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=TICK, repository_def=defs.get_repository_def()
+    ) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    assert "media__roughy_assets" in request.run_config["ops"]
+    result = dg.materialize(
+        [build_roughy_assets(MediaTranslator())],
+        partition_key=project,
+        instance=instance,
+        resources=resources,
+        run_config=request.run_config,
+    )
+    assert result.success
+    assert stored_listing(resources["duckdb"].database, project) == truth(emulator.world, project)

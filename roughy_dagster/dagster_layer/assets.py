@@ -72,47 +72,82 @@ class RoughySyncConfig(dg.Config):
     """Re-read every list of the project whole and confirm deletions (the reconcile safety net)."""
 
 
-@dg.asset(
+class DagsterRoughyTranslator:
+    """Decides how the synced table appears in Dagster; subclass it to rename the key, group or tags.
+
+    Like the translators of dagster-dlt, dagster-sling and dagster-fivetran: override `get_asset_spec`
+    and return `default.replace_attributes(...)` (or `merge_attributes(...)`).
+    """
+
+    def get_asset_spec(self, default: dg.AssetSpec) -> dg.AssetSpec:
+        """The spec of the synced-assets table; `default` is `roughy/assets` in group `roughy`."""
+        return default
+
+
+DEFAULT_ASSET_SPEC = dg.AssetSpec(
     key=ASSETS_KEY,
-    partitions_def=PROJECTS,
-    kinds={"duckdb", "roughy"},
-    pool=POOL,
     group_name="roughy",
+    kinds={"duckdb", "roughy"},
     description=(
         "Every asset of every Roughy project, current and deleted, synced incrementally into the DuckDB "
         "table roughy.assets (with roughy.asset_events and roughy.sync_runs). One partition per project."
     ),
-    check_specs=[
-        dg.AssetCheckSpec(CHECK_UNIQUE_IDS, asset=ASSETS_KEY, description="One row per asset id."),
-        dg.AssetCheckSpec(
-            CHECK_MATCHES_REMOTE,
-            asset=ASSETS_KEY,
-            description="Live rows per state equal the listing's totals, read again after the write.",
-        ),
-        dg.AssetCheckSpec(
-            CHECK_FIELD_RULES, asset=ASSETS_KEY, description="The spec's per-state field rules hold."
-        ),
-    ],
 )
-def roughy_assets(
-    context: dg.AssetExecutionContext,
-    config: RoughySyncConfig,
-    roughy: RoughyResource,
-    duckdb: DuckDBResource,
-) -> dg.MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation at run time
-    """Sync one project's listing into DuckDB, then check what was stored."""
-    project_id = context.partition_key
-    with roughy.get_client() as client:
-        report = sync_project(client, duckdb.database, project_id, full_refresh=config.full_refresh)
-        context.log.info(
-            f"project {project_id}: {report.new} new, {report.changed} changed, {report.deleted} deleted, "
-            f"{report.requests} requests ({report.mode}, verified={report.verified})"
-        )
-        remote_now = _remote_totals(client, project_id)
-    checks = run_checks(AssetStore(duckdb.database), project_id, remote_now)
-    return dg.MaterializeResult(
-        metadata=materialization_metadata(report, duckdb.database), check_results=checks
+
+
+def build_roughy_assets(translator: DagsterRoughyTranslator | None = None) -> dg.AssetsDefinition:
+    """The synced-assets table as a software-defined asset partitioned by project, with its checks."""
+    spec = (translator or DagsterRoughyTranslator()).get_asset_spec(DEFAULT_ASSET_SPEC)
+    key = spec.key
+
+    @dg.asset(
+        key=key,
+        partitions_def=PROJECTS,
+        kinds=set(spec.kinds),
+        tags={name: value for name, value in spec.tags.items() if not name.startswith("dagster/kind/")},
+        metadata=dict(spec.metadata),
+        owners=list(spec.owners),
+        pool=POOL,
+        group_name=spec.group_name,
+        description=spec.description,
+        check_specs=[
+            dg.AssetCheckSpec(CHECK_UNIQUE_IDS, asset=key, description="One row per asset id."),
+            dg.AssetCheckSpec(
+                CHECK_MATCHES_REMOTE,
+                asset=key,
+                description="Live rows per state equal the listing's totals, read again after the write.",
+            ),
+            dg.AssetCheckSpec(
+                CHECK_FIELD_RULES, asset=key, description="The spec's per-state field rules hold."
+            ),
+        ],
     )
+    def roughy_assets(
+        context: dg.AssetExecutionContext,
+        config: RoughySyncConfig,
+        roughy: RoughyResource,
+        duckdb: DuckDBResource,
+    ) -> dg.MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation at run time
+        """Sync one project's listing into DuckDB, then check what was stored."""
+        project_id = context.partition_key
+        with roughy.get_client() as client:
+            report = sync_project(client, duckdb.database, project_id, full_refresh=config.full_refresh)
+            context.log.info(
+                f"project {project_id}: {report.new} new, {report.changed} changed, "
+                f"{report.deleted} deleted, {report.requests} requests "
+                f"({report.mode}, verified={report.verified})"
+            )
+            remote_now = _remote_totals(client, project_id)
+        checks = run_checks(AssetStore(duckdb.database), project_id, remote_now)
+        return dg.MaterializeResult(
+            metadata=materialization_metadata(report, duckdb.database), check_results=checks
+        )
+
+    return roughy_assets
+
+
+roughy_assets = build_roughy_assets()
+"""The asset with the default translator (key `roughy/assets`)."""
 
 
 def _remote_totals(client: RoughyClient, project_id: str) -> dict[str, int]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from .assets import roughy_assets
+from .assets import DagsterRoughyTranslator, build_roughy_assets, roughy_assets
 from .resource import RoughyResource
 from .scheduling import build_project_discovery_sensor, build_sync_job, build_sync_schedules
 from .settings import RoughySettings
@@ -24,11 +24,13 @@ def build_roughy_defs(
     state_jobs: Mapping[str, dg.JobDefinition] | None = None,
     extra_jobs: Sequence[dg.JobDefinition | UnresolvedAssetJobDefinition] = (),
     extra_sensors: Sequence[dg.SensorDefinition] = (),
+    translator: DagsterRoughyTranslator | None = None,
     schedule_status: dg.DefaultScheduleStatus | None = None,
     discovery_status: dg.DefaultSensorStatus | None = None,
 ) -> dg.Definitions:
     """Definitions of the Roughy integration from settings (by default, from the environment).
 
+    `translator` renames the synced table's key, group or tags (see `DagsterRoughyTranslator`).
     `state_jobs` maps lifecycle states to the jobs that react to an asset entering them (e.g.
     {"ready": render_job, "failed": alert_job}); it adds `roughy_asset_state_sensor`. Nothing here calls
     the network: the API key is read from its environment variable at run time.
@@ -39,9 +41,10 @@ def build_roughy_defs(
         schedule_status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
     if discovery_status is None:
         discovery_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
-    job = build_sync_job()
+    assets = build_roughy_assets(translator) if translator is not None else roughy_assets
+    job = build_sync_job(assets)
     return dg.Definitions(
-        assets=[roughy_assets],
+        assets=[assets],
         jobs=[job, *{id(j): j for j in (state_jobs or {}).values()}.values(), *extra_jobs],
         schedules=build_sync_schedules(
             job,
@@ -49,6 +52,7 @@ def build_roughy_defs(
             sync_cron=settings.sync_cron,
             reconcile_cron=settings.reconcile_cron,
             default_status=schedule_status,
+            op_name=assets.op.name,
         ),
         sensors=[
             build_project_discovery_sensor(

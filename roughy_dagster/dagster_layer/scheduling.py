@@ -22,11 +22,11 @@ DISCOVERY_OVERLAP_US = 600 * 1_000_000
 DISCOVERY_TICK_BUDGET_SECONDS = 40.0
 
 
-def build_sync_job() -> "UnresolvedAssetJobDefinition":
-    """A job that syncs the project partitions of `roughy/assets` it is launched for."""
+def build_sync_job(assets: dg.AssetsDefinition = roughy_assets) -> "UnresolvedAssetJobDefinition":
+    """A job that syncs the project partitions of the synced-assets table it is launched for."""
     return dg.define_asset_job(
         SYNC_JOB_NAME,
-        selection=[roughy_assets],
+        selection=[assets],
         partitions_def=PROJECTS,
         description="Sync Roughy projects (one partition each) into DuckDB.",
     )
@@ -48,6 +48,7 @@ def build_sync_schedules(
     sync_cron: str,
     reconcile_cron: str,
     default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.STOPPED,
+    op_name: str = roughy_assets.op.name,
 ) -> list[dg.ScheduleDefinition]:
     """`roughy_sync_schedule` (incremental, every project) and `roughy_reconcile_schedule` (full re-read)."""
 
@@ -65,7 +66,7 @@ def build_sync_schedules(
                 dg.RunRequest(
                     run_key=f"{name}:{project}:{stamp}",
                     partition_key=project,
-                    run_config={"ops": {"roughy__assets": {"config": {"full_refresh": full_refresh}}}},
+                    run_config={"ops": {op_name: {"config": {"full_refresh": full_refresh}}}},
                     tags={"roughy/project_id": project, "roughy/mode": mode},
                 )
                 for project in known_projects(context.instance, configured_projects)
