@@ -30,10 +30,14 @@ __all__ = [
     "AssetSummary",
     "AssetType",
     "AssetWalk",
+    "DagsterRoughyTranslator",
     "RetryPolicy",
     "RoughyAPIError",
+    "RoughyAssetEvent",
     "RoughyAuthError",
     "RoughyClient",
+    "RoughyComponent",
+    "RoughyConfigurationError",
     "RoughyConnectionError",
     "RoughyError",
     "RoughyNotFoundError",
@@ -41,18 +45,40 @@ __all__ = [
     "RoughyRateLimitError",
     "RoughyResource",
     "RoughyServerError",
+    "RoughySettings",
+    "RoughySyncConfig",
     "RoughyValidationError",
     "SyncReport",
     "Timeouts",
     "__version__",
+    "build_project_discovery_sensor",
+    "build_roughy_assets",
+    "build_roughy_defs",
+    "build_roughy_state_sensor",
     "sync_project",
 ]
 
 
-def __getattr__(name: str) -> object:
-    """Import the Dagster layer only when asked for, so plain scripts need not load Dagster."""
-    if name == "RoughyResource":
-        from .dagster_layer.resource import RoughyResource
+_DAGSTER_NAMES = {
+    "RoughyResource": "resource",
+    "RoughyComponent": "component",
+    "DagsterRoughyTranslator": "assets",
+    "build_roughy_assets": "assets",
+    "RoughySyncConfig": "assets",
+    "build_roughy_defs": "definitions",
+    "RoughySettings": "settings",
+    "RoughyConfigurationError": "settings",
+    "build_roughy_state_sensor": "state_sensor",
+    "RoughyAssetEvent": "state_sensor",
+    "build_project_discovery_sensor": "scheduling",
+}
 
-        return RoughyResource
-    raise AttributeError(f"module 'roughy_dagster' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    """Import the Dagster layer only when one of its names is asked for: plain scripts need no Dagster."""
+    module = _DAGSTER_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'roughy_dagster' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".dagster_layer.{module}", __name__), name)
