@@ -16,19 +16,10 @@ from pathlib import Path
 
 from roughy_dagster import RoughyClient, sync_project
 from roughy_dagster.client import RetryPolicy
-from roughy_dagster.emulator import Emulator, World
+from roughy_dagster.emulator import TRANSIENT_FAULT_KINDS, Emulator, World
 from roughy_dagster.store import AssetStore
 from roughy_dagster.sync.watch import StateWatcher, WatchState
 
-TRANSIENT_FAULTS = (
-    "rate_limit",
-    "internal",
-    "bad_gateway_html",
-    "unavailable",
-    "gateway_timeout_html",
-    "drop",
-    "truncated",
-)
 WATCHED = ("ready", "failed")
 
 
@@ -59,7 +50,7 @@ def main() -> int:
         emulator.start_life(0.02, 2)
         for round_number in range(args.rounds):
             for _ in range(rng.randint(0, 2)):
-                emulator.inject(rng.choice(TRANSIENT_FAULTS), skip=rng.randint(0, 6))
+                emulator.inject(rng.choice(TRANSIENT_FAULT_KINDS), skip=rng.randint(0, 6))
             result = StateWatcher(client, project_id=None, watched=WATCHED).tick(watch)
             watch = result.state
             fired.update((str(a.id), a.state.value) for a in result.entered)

@@ -19,7 +19,7 @@ from roughy_dagster.client import (
     RoughyValidationError,
     Timeouts,
 )
-from roughy_dagster.emulator import Emulator
+from roughy_dagster.emulator import TRANSIENT_FAULT_KINDS, Emulator
 
 from .conftest import CANARY_KEY, RecordingSleep
 
@@ -71,18 +71,7 @@ def test_walk_notices_a_listing_that_shifts(emulator: Emulator, client: RoughyCl
     assert walk.shifted and walk.duplicates == 3
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "rate_limit",
-        "internal",
-        "bad_gateway_html",
-        "unavailable",
-        "gateway_timeout_html",
-        "drop",
-        "truncated",
-    ],
-)
+@pytest.mark.parametrize("kind", TRANSIENT_FAULT_KINDS)
 def test_transient_faults_are_retried(
     emulator: Emulator, client: RoughyClient, sleeps: RecordingSleep, kind: str
 ):

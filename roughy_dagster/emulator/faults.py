@@ -24,6 +24,17 @@ FAULT_KINDS = frozenset(
     }
 )
 
+TRANSIENT_FAULT_KINDS = (
+    "rate_limit",
+    "internal",
+    "bad_gateway_html",
+    "unavailable",
+    "gateway_timeout_html",
+    "drop",
+    "truncated",
+)
+"""Faults a client should retry through (all but `slow`, which needs a short read timeout to matter)."""
+
 
 @dataclass
 class Fault:
