@@ -7,8 +7,8 @@ from .world import STATES, Asset, World
 __all__ = [
     "DEFAULT_API_KEY",
     "FAULT_KINDS",
-    "TRANSIENT_FAULT_KINDS",
     "STATES",
+    "TRANSIENT_FAULT_KINDS",
     "Asset",
     "Emulator",
     "Fault",
