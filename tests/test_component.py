@@ -37,6 +37,7 @@ def test_component_from_yaml_builds_the_same_definitions_and_syncs(emulator: Emu
                     "base_url": emulator.base_url,
                     "duckdb_path": str(database),
                     "project_ids": [project],
+                    "state_sensor_running": True,
                     "state_jobs": {
                         "ready": "tests.test_state_sensor:ready_job",
                         "failed": "tests.test_state_sensor:failed_job",
@@ -48,10 +49,12 @@ def test_component_from_yaml_builds_the_same_definitions_and_syncs(emulator: Emu
             assert isinstance(component, RoughyComponent)
             repository = defs.get_repository_def()
             assert repository.has_job("roughy_sync_job") and repository.has_job("ready_job")
-            assert {s.name for s in repository.sensor_defs} == {
-                "roughy_project_discovery_sensor",
-                "roughy_asset_state_sensor",
+            status = {s.name: s.default_status for s in repository.sensor_defs}
+            assert status == {
+                "roughy_project_discovery_sensor": dg.DefaultSensorStatus.STOPPED,
+                "roughy_asset_state_sensor": dg.DefaultSensorStatus.RUNNING,
             }
+            assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in repository.schedule_defs)
             with dg.instance_for_test() as instance:
                 instance.add_dynamic_partitions(PROJECTS_NAME, [project])
                 result = defs.resolve_job_def("roughy_sync_job").execute_in_process(

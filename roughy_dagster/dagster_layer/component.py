@@ -27,7 +27,9 @@ STARTER_ATTRIBUTES: dict[str, Any] = {
     "project_ids": [],
     "sync_cron": DEFAULT_SYNC_CRON,
     "reconcile_cron": DEFAULT_RECONCILE_CRON,
-    "automation_running": False,
+    "schedules_running": False,
+    "discovery_sensor_running": False,
+    "state_sensor_running": False,
     "state_jobs": {},
 }
 
@@ -56,7 +58,9 @@ class RoughyComponent(dg.Component, dg.Model, dg.Resolvable):
     project_ids: list[str] = Field(default_factory=list, description="Project UUIDs to sync and watch.")
     sync_cron: str = Field(default=DEFAULT_SYNC_CRON, description="Cron of roughy_sync_schedule.")
     reconcile_cron: str = Field(default=DEFAULT_RECONCILE_CRON, description="Cron of the full reconcile.")
-    automation_running: bool = Field(default=False, description="Start sensors and schedules switched on.")
+    schedules_running: bool = Field(default=False, description="Start the sync and reconcile schedules on.")
+    discovery_sensor_running: bool = Field(default=False, description="Start project discovery on.")
+    state_sensor_running: bool = Field(default=False, description="Start roughy_asset_state_sensor on.")
     state_jobs: dict[str, str] = Field(
         default_factory=dict,
         description='Jobs reacting to a state, e.g. {"ready": "my_pkg.jobs:render_job"}.',
@@ -80,7 +84,6 @@ class RoughyComponent(dg.Component, dg.Model, dg.Resolvable):
             sync_cron=self.sync_cron,
             reconcile_cron=self.reconcile_cron,
             api_key_env_var=self.api_key_env_var,
-            automation_running=self.automation_running,
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
@@ -89,7 +92,17 @@ class RoughyComponent(dg.Component, dg.Model, dg.Resolvable):
         jobs = {state: _load_job(reference) for state, reference in self.state_jobs.items()}
         if not Path(settings.duckdb_path).is_absolute():  # relative to the project, not to the cwd
             settings = replace(settings, duckdb_path=str(context.project_root / settings.duckdb_path))
-        return build_roughy_defs(settings, state_jobs=jobs or None)
+        return build_roughy_defs(
+            settings,
+            state_jobs=jobs or None,
+            schedule_status=dg.DefaultScheduleStatus.RUNNING if self.schedules_running else None,
+            discovery_status=_sensor_status(self.discovery_sensor_running),
+            state_sensor_status=_sensor_status(self.state_sensor_running),
+        )
+
+
+def _sensor_status(running: bool) -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
 
 
 def _load_job(reference: str) -> dg.JobDefinition:

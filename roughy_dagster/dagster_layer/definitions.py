@@ -27,6 +27,7 @@ def build_roughy_defs(
     translator: DagsterRoughyTranslator | None = None,
     schedule_status: dg.DefaultScheduleStatus | None = None,
     discovery_status: dg.DefaultSensorStatus | None = None,
+    state_sensor_status: dg.DefaultSensorStatus | None = None,
 ) -> dg.Definitions:
     """Definitions of the Roughy integration from settings (by default, from the environment).
 
@@ -39,8 +40,9 @@ def build_roughy_defs(
     running = settings.automation_running
     if schedule_status is None:
         schedule_status = dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
-    if discovery_status is None:
-        discovery_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+    sensor_default = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
+    discovery_status = discovery_status or sensor_default
+    state_sensor_status = state_sensor_status or sensor_default
     assets = build_roughy_assets(translator) if translator is not None else roughy_assets
     job = build_sync_job(assets)
     return dg.Definitions(
@@ -68,7 +70,7 @@ def build_roughy_defs(
                         states=list(state_jobs),
                         project_ids=settings.project_ids or None,
                         minimum_interval_seconds=settings.state_sensor_interval_seconds,
-                        default_status=discovery_status,
+                        default_status=state_sensor_status,
                     )
                 ]
                 if state_jobs
