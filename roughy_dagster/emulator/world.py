@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 STATES = ("pending_upload", "processing", "pending_payment", "ready", "failed")
-TERMINAL_STATES = frozenset({"ready", "failed"})
 FORWARD = {
     "pending_upload": ("processing",),
     "processing": ("pending_payment", "ready", "failed"),

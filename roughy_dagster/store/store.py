@@ -22,8 +22,6 @@ from ..sync.model import LocalAsset, LocalSnapshot, RemoteObservation
 from .errors import RoughyStoreError, RoughyStoreLockedError
 from .schema import check_readable, ensure_schema, first_row
 
-EVENT_KINDS = ("appeared", "revived", "state_changed", "updated")
-
 _GONE_SCHEMA = pa.schema([("id", pa.string()), ("observed_at", pa.timestamp("us", tz="UTC"))])
 
 _CLASSIFY = """

@@ -26,7 +26,6 @@ import itertools
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -43,29 +42,15 @@ from .model import (
     created_us,
 )
 from .rows import RowBuffer
+from .spans import INFINITY, PageSpan, span_of
 
 logger = logging.getLogger("roughy_dagster.sync")
 
 FULLY_READ = (AssetState.PENDING_UPLOAD, AssetState.PROCESSING)
 HEAD_READ = (AssetState.PENDING_PAYMENT, AssetState.READY, AssetState.FAILED)
-INFINITY = float("inf")
 MAX_LOCATE_STEPS = 24
 MAX_BISECT_ROUNDS = 3
 MAX_STEP_BACKS = 20
-
-
-@dataclass(frozen=True)
-class PageSpan:
-    """The `created_at` range (exclusive bounds) one page of one list covers completely, at request `seq`."""
-
-    state: AssetState
-    seq: int
-    low_us: float
-    high_us: float
-
-    def brackets(self, moment_us: int) -> bool:
-        """Whether every asset of this list created at `moment_us` was on the page."""
-        return self.low_us < moment_us < self.high_us
 
 
 class Evidence:
@@ -240,7 +225,7 @@ class SyncEngine:
         for item in page.items:
             row = self._rows.add(item, observed_at)
             self._sight(Sighting(item.id, item.state, created_us(item.created_at), seq, row))
-        span = _span_of(page, state, seq, offset)
+        span = span_of(page, state, seq, offset)
         if span is not None:
             self.evidence.add(span)
             self._note_missing(span, {item.id for item in page.items})
@@ -444,13 +429,3 @@ def _continues(page: AssetPage, last: AssetSummary) -> bool:
     if not page.items:
         return False
     return last.id in {item.id for item in page.items} or page.items[0].created_at > last.created_at
-
-
-def _span_of(page: AssetPage, state: AssetState, seq: int, offset: int) -> PageSpan | None:
-    """The `created_at` range a page proves complete, or None when it proves nothing (past the end)."""
-    reaches_end = offset + len(page.items) >= page.total
-    if not page.items:
-        return PageSpan(state, seq, -INFINITY, INFINITY) if offset == 0 else None
-    high = INFINITY if offset == 0 else float(created_us(page.items[0].created_at))
-    low = -INFINITY if reaches_end else float(created_us(page.items[-1].created_at))
-    return PageSpan(state, seq, low, high)

@@ -17,9 +17,9 @@ from uuid import UUID
 from ..client import STATE_FLOW, AssetPage, AssetState, AssetSummary, RoughyClient
 from ..client.client import MAX_PAGE_SIZE
 from .model import created_us
+from .spans import PageSpan, bracketed, span_of
 
 WHOLE_LISTS = (AssetState.PENDING_UPLOAD, AssetState.PROCESSING)
-HEAD_LISTS = (AssetState.PENDING_PAYMENT, AssetState.READY, AssetState.FAILED)
 LATER_STATES = {
     AssetState.PENDING_UPLOAD: STATE_FLOW[1:],
     AssetState.PROCESSING: STATE_FLOW[2:],
@@ -90,7 +90,7 @@ class StateWatcher:
         self.deadline = time.monotonic() + budget_seconds
         self.replay_since_us = replay_since_us
         self.requests = 0
-        self._spans: dict[AssetState, list[tuple[float, float]]] = {s: [] for s in STATE_FLOW}
+        self._spans: dict[AssetState, list[PageSpan]] = {s: [] for s in STATE_FLOW}
         self._seen: dict[str, AssetSummary] = {}  # every asset on every page read this tick
         self._last_total = 0
 
@@ -140,7 +140,7 @@ class StateWatcher:
         if not first_tick and (
             len(known_pp - set(left)) != pp_total
             or any(
-                s != AssetState.PENDING_PAYMENT.value and not _bracketed(spans[AssetState.PENDING_PAYMENT], c)
+                s != AssetState.PENDING_PAYMENT.value and not bracketed(spans[AssetState.PENDING_PAYMENT], c)
                 for s, c in left.values()
             )
         ):
@@ -152,7 +152,7 @@ class StateWatcher:
             if asset_id in seen:
                 continue
             for later in LATER_STATES[AssetState(old_state)]:
-                if later is AssetState.PENDING_PAYMENT or _bracketed(spans[later], moment):
+                if later is AssetState.PENDING_PAYMENT or bracketed(spans[later], moment):
                     continue
                 self._locate(later, moment)
                 if asset_id in seen:
@@ -165,7 +165,7 @@ class StateWatcher:
         return {
             asset_id: (old_state, moment)
             for asset_id, (old_state, moment) in previous.pending.items()
-            if asset_id not in seen and _bracketed(self._spans[AssetState(old_state)], moment)
+            if asset_id not in seen and bracketed(self._spans[AssetState(old_state)], moment)
         }
 
     def _settle(
@@ -209,7 +209,7 @@ class StateWatcher:
     def _proven_gone(self, old_state: str, moment: int) -> bool:
         """Whether pages covering the asset's place showed it in none of the states it could be in."""
         reachable = [AssetState(old_state), *LATER_STATES.get(AssetState(old_state), ())]
-        return all(_bracketed(self._spans[s], moment) for s in reachable)
+        return all(bracketed(self._spans[s], moment) for s in reachable)
 
     # -- requests ------------------------------------------------------------------------------------------
 
@@ -221,7 +221,9 @@ class StateWatcher:
             project_id=self.project_id, state=list_state, limit=limit, offset=offset
         )
         self._last_total = page.total
-        self._spans[list_state].append(_span(page, offset))
+        span = span_of(page, list_state, self.requests, offset)
+        if span is not None:
+            self._spans[list_state].append(span)
         for item in page.items:
             self._seen[str(item.id)] = _later(self._seen.get(str(item.id)), item)
         return page
@@ -231,7 +233,7 @@ class StateWatcher:
         low, high = 0, None
         offset = 0
         page = self._page(list_state, 0)
-        while not _bracketed([_span(page, offset)], moment) and page.items:
+        while page.items and not bracketed(self._spans[list_state][-1:], moment):
             high = page.total if high is None else high
             if moment >= created_us(page.items[0].created_at):
                 high = offset
@@ -249,23 +251,6 @@ def _later(known: AssetSummary | None, item: AssetSummary) -> AssetSummary:
     if known is None or STATE_FLOW.index(item.state) >= STATE_FLOW.index(known.state):
         return item
     return known
-
-
-def _span(page: AssetPage, offset: int) -> tuple[float, float]:
-    """The exclusive `created_at` range a page covers completely (empty when it covers nothing)."""
-    if not page.items:
-        return (-float("inf"), float("inf")) if offset == 0 else (0.0, 0.0)
-    high = float("inf") if offset == 0 else float(created_us(page.items[0].created_at))
-    low = (
-        -float("inf")
-        if offset + len(page.items) >= page.total
-        else float(created_us(page.items[-1].created_at))
-    )
-    return (low, high)
-
-
-def _bracketed(spans: list[tuple[float, float]], moment: int) -> bool:
-    return any(low < moment < high for low, high in spans)
 
 
 def dumps(states: dict[str, WatchState]) -> str:
