@@ -7,11 +7,10 @@ reactions show what to do when an asset becomes ready or fails; `roughy_asset_st
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from roughy_dagster.dagster_layer.definitions import build_roughy_defs
-from roughy_dagster.dagster_layer.reactions import POOL, RoughyAssetEvent, record_reaction
+from roughy_dagster import ROUGHY_POOL, RoughyAssetEvent, build_roughy_defs, record_reaction
 
 
-@dg.op(pool=POOL)
+@dg.op(pool=ROUGHY_POOL)
 def handle_roughy_asset_ready(
     context: dg.OpExecutionContext, config: RoughyAssetEvent, duckdb: DuckDBResource
 ) -> None:
@@ -23,7 +22,7 @@ def handle_roughy_asset_ready(
     record_reaction(context, duckdb, config, f"ready: {config.type} {config.duration_seconds} s")
 
 
-@dg.op(pool=POOL)
+@dg.op(pool=ROUGHY_POOL)
 def handle_roughy_asset_failed(
     context: dg.OpExecutionContext, config: RoughyAssetEvent, duckdb: DuckDBResource
 ) -> None:

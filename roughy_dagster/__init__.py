@@ -1,4 +1,12 @@
-"""roughy-dagster: sync Roughy's media-asset listing into DuckDB with Dagster, and react to state changes."""
+"""roughy-dagster: sync Roughy's media-asset listing into DuckDB with Dagster, and react to state changes.
+
+The public API is exactly the names in `__all__`, importable from here. The modules beneath
+(`client`, `sync`, `store`, `dagster_layer`) are private: their layout may change without notice.
+`roughy_dagster.components` (the dg registry module) and `roughy_dagster.emulator` (a test tool) are the
+two modules meant to be named directly.
+"""
+
+from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .client import (
@@ -24,6 +32,7 @@ from .project_sync import sync_project
 from .store import AssetStore, SyncReport
 
 __all__ = [
+    "ROUGHY_POOL",
     "AssetPage",
     "AssetState",
     "AssetStore",
@@ -55,9 +64,20 @@ __all__ = [
     "build_roughy_assets",
     "build_roughy_defs",
     "build_roughy_state_sensor",
+    "record_reaction",
     "sync_project",
 ]
 
+
+if TYPE_CHECKING:  # what the lazily imported names are, for type checkers
+    from .dagster_layer.assets import DagsterRoughyTranslator, RoughySyncConfig, build_roughy_assets
+    from .dagster_layer.component import RoughyComponent
+    from .dagster_layer.definitions import build_roughy_defs
+    from .dagster_layer.reactions import ROUGHY_POOL, record_reaction
+    from .dagster_layer.resource import RoughyResource
+    from .dagster_layer.scheduling import build_project_discovery_sensor
+    from .dagster_layer.settings import RoughyConfigurationError, RoughySettings
+    from .dagster_layer.state_sensor import RoughyAssetEvent, build_roughy_state_sensor
 
 _DAGSTER_NAMES = {
     "RoughyResource": "resource",
@@ -71,6 +91,8 @@ _DAGSTER_NAMES = {
     "build_roughy_state_sensor": "state_sensor",
     "RoughyAssetEvent": "state_sensor",
     "build_project_discovery_sensor": "scheduling",
+    "record_reaction": "reactions",
+    "ROUGHY_POOL": "reactions",
 }
 
 

@@ -20,4 +20,7 @@ def record_reaction(
         )
 
 
-__all__ = ["POOL", "RoughyAssetEvent", "record_reaction"]
+ROUGHY_POOL = POOL
+"""The concurrency pool of every DuckDB writer: give it to the ops of your reaction jobs that write."""
+
+__all__ = ["POOL", "ROUGHY_POOL", "RoughyAssetEvent", "record_reaction"]
