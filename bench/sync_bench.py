@@ -55,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--assets", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of 10 random changes")
+    parser.add_argument("--repeat", type=int, default=5, help="floor/first-load pairs (median reported)")
     args = parser.parse_args()
     rows: list[tuple[str, dict]] = []
     with (
@@ -62,11 +63,20 @@ def main() -> None:
         tempfile.TemporaryDirectory() as folder,
     ):
         project = control(base_url, "projects")["projects"][0]
-        database = str(Path(folder) / "bench.duckdb")
         run(FLOOR % API_KEY, base_url, project)  # warm-up: the emulator caches each asset's JSON once
-        floor = run(FLOOR % API_KEY, base_url, project)
+        # This machine class is shared and noisy: the floor and the first load run in alternation, each
+        # pair into a fresh file, and the pair with the median ratio is the one reported.
+        pairs = []
+        for attempt in range(args.repeat):
+            floor_run = run(FLOOR % API_KEY, base_url, project)
+            database = str(Path(folder) / f"bench-{attempt}.duckdb")
+            first_run = run(SYNC % API_KEY, base_url, project, database, "0")
+            pairs.append((first_run["seconds"] / floor_run["seconds"], floor_run, first_run, database))
+        pairs.sort(key=lambda pair: pair[0])
+        ratios = ", ".join(f"{pair[0]:.2f}" for pair in pairs)
+        _, floor, first_load, database = pairs[len(pairs) // 2]
         rows.append(("floor: bare httpx paging, no storage", floor))
-        rows.append(("first full load (sync_project)", run(SYNC % API_KEY, base_url, project, database, "0")))
+        rows.append((f"first full load (median of {args.repeat})", first_load))
         rows.append(("sync, no remote change", run(SYNC % API_KEY, base_url, project, database, "0")))
         for round_number in range(1, args.rounds + 1):
             control(base_url, "changes", {"count": 10, "project_id": project})
@@ -79,7 +89,8 @@ def main() -> None:
         rows.append(
             ("full reconcile (full_refresh=True)", run(SYNC % API_KEY, base_url, project, database, "1"))
         )
-    print(f"\nproject of {args.assets:,} assets; times as ratio to the floor measured in this run\n")
+    print(f"\nproject of {args.assets:,} assets; times as ratio to the floor measured in this run")
+    print(f"first load / floor, each pair: {ratios}\n")
     print(f"{'measurement':<46} {'requests':>9} {'seconds':>8} {'x floor':>8} {'peak MB':>8}  result")
     for name, row in rows:
         result = (

@@ -131,6 +131,7 @@ def test_bad_project_id_is_refused_before_any_request(emulator: Emulator, client
         ("unknown_state", 2),
         ("bad_duration", 4),
         ("wrong_type", 3),
+        ("bad_id", 2),
         ("foreign_item", 1),
         ("unsorted", 3),
     ],

@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 from uuid import UUID
 
 import httpx
-from pydantic import ValidationError
+import msgspec
 
 from .._version import __version__
 from .errors import (
@@ -24,7 +24,7 @@ from .errors import (
     RoughyProtocolError,
     error_class_for_status,
 )
-from .models import AssetPage, AssetState, AssetSummary, ErrorResponse
+from .models import ERROR_DECODER, PAGE_DECODER, AssetPage, AssetState, AssetSummary, misshapen_ids
 from .retry import RetryPolicy, build_retrying, parse_retry_after
 
 logger = logging.getLogger("roughy_dagster.client")
@@ -67,12 +67,12 @@ def validate_base_url(base_url: str) -> str:
     return base_url.strip().rstrip("/")
 
 
-def validate_project_id(project_id: UUID | str) -> UUID:
-    """Parse a project id, or raise `ValueError` naming the argument."""
+def validate_project_id(project_id: UUID | str) -> str:
+    """A project id as canonical lowercase UUID text, or `ValueError` naming the argument."""
     if isinstance(project_id, UUID):
-        return project_id
+        return str(project_id)
     try:
-        return UUID(str(project_id).strip())
+        return str(UUID(str(project_id).strip()))
     except ValueError:
         raise ValueError(f"project_id must be a UUID, got {project_id!r}") from None
 
@@ -133,6 +133,10 @@ class RoughyClient:
             transport=transport,
             follow_redirects=False,
         )
+        self._listing_url = f"{self.base_url}{LIST_ASSETS_PATH}"
+        self._timeout = {"timeout": self._http.timeout.as_dict()}
+        # The transport (proxy or direct) the client routes our base URL to, resolved once: see `_get`.
+        self._transport: httpx.BaseTransport = self._http._transport_for_url(httpx.URL(self._listing_url))
 
     def __repr__(self) -> str:
         return f"RoughyClient(base_url={self.base_url!r}, api_key=<redacted>)"
@@ -188,11 +192,29 @@ class RoughyClient:
     def _count_retry(self) -> None:
         self.stats.count("retries")
 
+    def _get(self, query: str) -> httpx.Response:
+        """GET the listing with `query` through the transport `httpx.Client` would pick, and read the body.
+
+        The client's headers, timeouts, proxy and connection pool are used as they are; its per-request
+        URL merging, cookie jar and hooks (which we do not use) are skipped: they cost about as much CPU
+        as everything else a page needs. No redirect is ever followed, as with the client.
+        """
+        request = httpx.Request(
+            "GET", f"{self._listing_url}?{query}", headers=self._http.headers, extensions=self._timeout
+        )
+        response = self._transport.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
+
     def _get_page(self, params: dict[str, str]) -> AssetPage:
-        described = f"GET {LIST_ASSETS_PATH}?{urlencode(params)}"
+        query = urlencode(params)
+        described = f"GET {LIST_ASSETS_PATH}?{query}"
         self.stats.count("requests")
         try:
-            response = self._http.get(LIST_ASSETS_PATH, params=params)
+            response = self._get(query)
         except httpx.TimeoutException as error:
             raise RoughyConnectionError(
                 f"timed out ({type(error).__name__}); the server did not answer in time", request=described
@@ -222,8 +244,8 @@ class RoughyClient:
         code: str | None = None
         fields: list[FieldError] = []
         try:
-            envelope = ErrorResponse.model_validate_json(response.content)
-        except ValidationError:
+            envelope = ERROR_DECODER.decode(response.content)
+        except msgspec.DecodeError:
             content_type = response.headers.get("content-type", "unknown content type")
             message = f"HTTP {status} with a body that is not Roughy's error envelope ({content_type})"
         else:
@@ -243,21 +265,31 @@ class RoughyClient:
 
 def _parse_page(body: bytes, described: str, request_id: str | None) -> AssetPage:
     """Parse a 200 body into a page; an unreadable or off-spec body becomes a `RoughyProtocolError`."""
+    problem: str | None
     try:
-        page = AssetPage.model_validate_json(body)
-    except ValidationError as error:
-        problems = error.errors(include_url=False, include_input=False)
-        transient = any(p["type"] == "json_invalid" for p in problems)
-        if transient:
-            summary = f"the body is not valid JSON ({len(body)} bytes; truncated?)"
-        else:
-            shown = "; ".join(f"{'.'.join(str(part) for part in p['loc'])}: {p['msg']}" for p in problems[:3])
-            more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-            summary = f"the page breaks the API contract: {shown}{more}"
+        page = PAGE_DECODER.decode(body)
+    except msgspec.ValidationError as error:
+        problem = str(error)
+    except msgspec.DecodeError:
         raise RoughyProtocolError(
-            summary, status=200, request_id=request_id, request=described, transient=transient
+            f"the body is not valid JSON ({len(body)} bytes; truncated?)",
+            status=200,
+            request_id=request_id,
+            request=described,
+            transient=True,
         ) from None
-    return page.model_copy(update={"request_id": request_id})
+    else:
+        problem = misshapen_ids(page)
+        if problem is not None:
+            problem = f"an id is not a lowercase UUID: {problem}"
+    if problem is not None:
+        raise RoughyProtocolError(
+            f"the page breaks the API contract: {problem}",
+            status=200,
+            request_id=request_id,
+            request=described,
+        )
+    return msgspec.structs.replace(page, request_id=request_id)
 
 
 class AssetWalk:
@@ -285,7 +317,7 @@ class AssetWalk:
         self.duplicates = 0
 
     def __iter__(self) -> Iterator[AssetSummary]:
-        seen: set[UUID] = set()
+        seen: set[str] = set()
         offset = 0
         while True:
             page = self._client.list_assets(

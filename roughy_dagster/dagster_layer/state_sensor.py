@@ -36,14 +36,14 @@ class RoughyAssetEvent(dg.Config):
 def asset_event(asset: AssetSummary) -> dict[str, Any]:
     """The run-config form of `RoughyAssetEvent` for an asset."""
     return {
-        "id": str(asset.id),
-        "project_id": str(asset.project_id),
+        "id": asset.id,
+        "project_id": asset.project_id,
         "state": asset.state.value,
         "type": asset.type.value if asset.type else None,
         "extension": asset.extension,
         "size_bytes": asset.size_bytes,
         "content_type": asset.content_type,
-        "duration_seconds": None if asset.duration_seconds is None else str(asset.duration_seconds),
+        "duration_seconds": asset.duration_seconds,
         "language": asset.language,
         "error_code": asset.error_code,
         "error_message": asset.error_message,

@@ -243,6 +243,8 @@ def _break_body(kind: str, body: bytes) -> bytes:
         first["duration_seconds"] = "12.3.4"
     elif kind == "wrong_type":
         first["size_bytes"] = "4823572"
+    elif kind == "bad_id":
+        first["id"] = first["id"].upper()
     elif kind == "foreign_item":
         first["project_id"] = str(uuid.uuid4())
     elif kind == "unsorted":

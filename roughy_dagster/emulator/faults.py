@@ -19,6 +19,7 @@ FAULT_KINDS = frozenset(
         "unknown_state",  # 200 whose first item has a state outside the enum
         "bad_duration",  # 200 whose first item has a malformed `duration_seconds`
         "wrong_type",  # 200 whose first item has `size_bytes` as a string
+        "bad_id",  # 200 whose first item's id is not UUID text
         "foreign_item",  # 200 whose first item belongs to another project
         "unsorted",  # 200 whose items are oldest first
     }

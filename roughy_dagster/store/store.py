@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from uuid import UUID
 
 import duckdb
 import pyarrow as pa
@@ -107,7 +106,7 @@ class SyncReport:
     """What one sync did: its cost, what changed, and whether the stored rows provably equal the listing."""
 
     sync_id: int
-    project_id: UUID
+    project_id: str
     mode: str
     database: str
     requests: int
@@ -189,11 +188,11 @@ class AssetStore:
                     f"cannot open DuckDB file {self.database}: {str(error).splitlines()[0]}"
                 ) from None
 
-    def load_snapshot(self, project_id: UUID) -> LocalSnapshot:
+    def load_snapshot(self, project_id: str) -> LocalSnapshot:
         """The live stored assets of a project and its watermark, as the sync engine needs them."""
         with self.connect() as connection:
             rows = connection.execute(
-                "SELECT id, state, epoch_us(created_at) FROM roughy.assets "
+                "SELECT CAST(id AS VARCHAR), state, epoch_us(created_at) FROM roughy.assets "
                 "WHERE project_id = ? AND deleted_at IS NULL",
                 [project_id],
             ).fetchall()
@@ -209,7 +208,7 @@ class AssetStore:
         """Apply a sync's observations in one transaction: all of it is stored, or none of it."""
         observed = observation.rows
         gone = pa.Table.from_pylist(
-            [{"id": str(d.asset_id), "observed_at": d.observed_at} for d in observation.deletions.values()],
+            [{"id": d.asset_id, "observed_at": d.observed_at} for d in observation.deletions.values()],
             schema=_GONE_SCHEMA,
         )
         project = observation.project_id

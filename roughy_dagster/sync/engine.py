@@ -24,10 +24,11 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
-from uuid import UUID
+from operator import attrgetter
 
 from ..client import STATE_FLOW, AssetPage, AssetState, AssetSummary, RoughyClient, RoughyProtocolError
 from ..client.client import MAX_PAGE_SIZE
@@ -75,7 +76,7 @@ class SyncEngine:
     def __init__(
         self,
         client: RoughyClient,
-        project_id: UUID,
+        project_id: str,
         local: LocalSnapshot,
         *,
         full_refresh: bool = False,
@@ -91,17 +92,18 @@ class SyncEngine:
         self.overlap_us = int(overlap_seconds * 1_000_000)
         self.max_extra_requests = max_extra_requests
         self.evidence = Evidence()
-        self.sightings: dict[UUID, Sighting] = {}
-        self.deletions: dict[UUID, Deletion] = {}
+        self.sightings: dict[str, Sighting] = {}
+        self.deletions: dict[str, Deletion] = {}
         self.totals: dict[AssetState, int] = {}
         self._total_seq: dict[AssetState, int] = {}
         self._seq = 0
         self._extra_requests = 0
-        self._suspects: set[UUID] = set()  # stored assets a page showed missing from their stored state
+        self._suspects: set[str] = set()  # stored assets a page showed missing from their stored state
         self._rows = RowBuffer()
+        self._dropped_rows: list[int] = []  # rows of sightings another sighting of the same asset replaced
         self._changes = 0  # bumped whenever what the sync believes changes; keys the cache below
-        self._believed_cache: dict[AssetState, tuple[int, list[tuple[int, UUID]]]] = {}
-        self._local_sorted: dict[AssetState, list[tuple[int, UUID]]] = {
+        self._believed_cache: dict[AssetState, tuple[int, list[tuple[int, str]]]] = {}
+        self._local_sorted: dict[AssetState, list[tuple[int, str]]] = {
             state: sorted((a.created_us, a.id) for a in local.live.values() if a.state is state)
             for state in STATE_FLOW
         }
@@ -110,6 +112,12 @@ class SyncEngine:
 
     def run(self) -> RemoteObservation:
         """Read the listing as the plan says and return what was seen and what is proven deleted."""
+        try:
+            return self._run()
+        finally:
+            self._rows.close()
+
+    def _run(self) -> RemoteObservation:
         started = datetime.now(UTC)
         stats_before = (self.client.stats.requests, self.client.stats.pages, self.client.stats.retries)
         for state in FULLY_READ:
@@ -142,7 +150,7 @@ class SyncEngine:
             started_at=started,
             finished_at=datetime.now(UTC),
             sightings=self.sightings,
-            rows=self._rows.table(s.row for s in self.sightings.values()),
+            rows=self._rows.table(self._dropped_rows),
             deletions=self.deletions,
             remote_totals=dict(self.totals),
             unresolved=unresolved,
@@ -222,31 +230,38 @@ class SyncEngine:
         observed_at = datetime.now(UTC)
         if seq >= self._total_seq.get(state, 0):
             self.totals[state], self._total_seq[state] = page.total, seq
-        for item in page.items:
-            row = self._rows.add(item, observed_at)
-            self._sight(Sighting(item.id, item.state, created_us(item.created_at), seq, row))
+        self._sight_page(page.items, state, seq, self._rows.add_page(page.items, observed_at))
         span = span_of(page, state, seq, offset)
         if span is not None:
             self.evidence.add(span)
             self._note_missing(span, {item.id for item in page.items})
         return page
 
-    def _sight(self, sighting: Sighting) -> None:
-        """Keep, per asset, its most advanced state seen (the latest sighting among equals)."""
-        known = self.sightings.get(sighting.asset_id)
-        if known is None or STATE_RANK[sighting.state] >= STATE_RANK[known.state]:
-            if known is None or known.state is not sighting.state:
+    def _sight_page(self, items: list[AssetSummary], state: AssetState, seq: int, first_row: int) -> None:
+        """Keep, per asset, its most advanced state seen (the latest sighting among equals); the rows of
+        sightings that lose are dropped from what is written."""
+        sightings, rank = self.sightings, STATE_RANK[state]
+        for row, item in enumerate(items, first_row):
+            known = sightings.get(item.id)
+            if known is not None and rank < STATE_RANK[known.state]:
+                self._dropped_rows.append(row)
+                continue
+            if known is None or known.state is not state:
                 self._changes += 1
-            self.sightings[sighting.asset_id] = sighting
-        if self.deletions.pop(sighting.asset_id, None) is not None:
-            self._changes += 1
+            if known is not None:
+                self._dropped_rows.append(known.row)
+            sightings[item.id] = Sighting(item.id, state, item.created_at, seq, row)
+        if self.deletions:
+            for item in items:
+                if self.deletions.pop(item.id, None) is not None:
+                    self._changes += 1
 
-    def _note_missing(self, span: PageSpan, on_page: set[UUID]) -> None:
+    def _note_missing(self, span: PageSpan, on_page: set[str]) -> None:
         """Stored assets of this state inside the span but not on the page have left it: suspect them."""
         stored = self._local_sorted[span.state]
-        low = bisect.bisect_right(stored, (int(span.low_us), _MAX_UUID)) if span.low_us > -INFINITY else 0
+        low = bisect.bisect_right(stored, (int(span.low_us), _MAX_ID)) if span.low_us > -INFINITY else 0
         high = (
-            bisect.bisect_left(stored, (int(span.high_us), _MIN_UUID))
+            bisect.bisect_left(stored, (int(span.high_us), _MIN_ID))
             if span.high_us < INFINITY
             else len(stored)
         )
@@ -256,7 +271,7 @@ class SyncEngine:
 
     # -- stored assets that left their non-terminal list --------------------------------------------------
 
-    def _resolve_moved_assets(self) -> set[UUID]:
+    def _resolve_moved_assets(self) -> set[str]:
         """Find each stored asset missing from its list in a later state, or prove it gone; return others."""
         pending = [
             asset
@@ -303,7 +318,7 @@ class SyncEngine:
     def _locate(self, state: AssetState, asset: LocalAsset, min_seq: int) -> None:
         """Search `state`'s list for the page holding `asset.created_us`, starting where stored rows say."""
         believed = self._believed_sorted(state)
-        guess = len(believed) - bisect.bisect_right(believed, (asset.created_us, _MAX_UUID))
+        guess = len(believed) - bisect.bisect_right(believed, (asset.created_us, _MAX_ID))
         low, high = 0, max(self.totals.get(state, guess), guess) + 1
         offset = max(0, guess - 10)
         for _ in range(MAX_LOCATE_STEPS):
@@ -353,7 +368,7 @@ class SyncEngine:
 
     # -- what the sync believes now --------------------------------------------------------------------------
 
-    def _believed_state(self, asset_id: UUID) -> AssetState | None:
+    def _believed_state(self, asset_id: str) -> AssetState | None:
         if asset_id in self.deletions:
             return None
         sighting = self.sightings.get(asset_id)
@@ -362,7 +377,7 @@ class SyncEngine:
         stored = self.local.live.get(asset_id)
         return stored.state if stored is not None else None
 
-    def _believed_sorted(self, state: AssetState) -> list[tuple[int, UUID]]:
+    def _believed_sorted(self, state: AssetState) -> list[tuple[int, str]]:
         """(created_us, id) ascending of every asset believed to be in `state` now (cached per change)."""
         cached = self._believed_cache.get(state)
         if cached is not None and cached[0] == self._changes:
@@ -374,21 +389,19 @@ class SyncEngine:
         }
         for asset_id, sighting in self.sightings.items():
             if sighting.state is state and asset_id not in self.deletions:
-                found[asset_id] = sighting.created_us
+                found[asset_id] = created_us(sighting.created_at)
         result = sorted((created, asset_id) for asset_id, created in found.items())
         self._believed_cache[state] = (self._changes, result)
         return result
 
     def _believed_counts(self) -> dict[AssetState, int]:
-        """How many assets the sync believes are in each state now, in one pass."""
-        counts = dict.fromkeys(STATE_FLOW, 0)
-        for asset_id, stored in self.local.live.items():
-            if asset_id not in self.sightings and asset_id not in self.deletions:
-                counts[stored.state] += 1
-        for asset_id, sighting in self.sightings.items():
-            if asset_id not in self.deletions:
-                counts[sighting.state] += 1
-        return counts
+        """How many assets the sync believes are in each state now (set operations: a pass costs little)."""
+        counts = Counter(map(_STATE_OF, self.sightings.values()))
+        for asset_id in self.deletions.keys() & self.sightings.keys():
+            counts[self.sightings[asset_id].state] -= 1
+        unseen = self.local.live.keys() - self.sightings.keys() - self.deletions.keys()
+        counts.update(self.local.live[asset_id].state for asset_id in unseen)
+        return {state: counts[state] for state in STATE_FLOW}
 
     def _mismatched_states(self) -> list[AssetState]:
         """States whose believed count differs from the latest remote total."""
@@ -399,21 +412,23 @@ class SyncEngine:
         return self._extra_requests >= self.max_extra_requests
 
 
-_MIN_UUID = UUID(int=0)
-_MAX_UUID = UUID(int=(1 << 128) - 1)
+_STATE_OF = attrgetter("state")
+_MIN_ID = ""  # sorts before every id
+_MAX_ID = "\uffff"  # sorts after every id (ids are ASCII)
 
 
-def _check_page(page: AssetPage, project_id: UUID, state: AssetState) -> None:
+def _check_page(page: AssetPage, project_id: str, state: AssetState) -> None:
     """Refuse a page the plan cannot trust: foreign items, wrong states, repeats, or not newest first."""
     problem = ""
-    moments = [item.created_at for item in page.items]
-    if any(item.project_id != project_id for item in page.items):
+    items = page.items
+    moments = [item.created_at for item in items]
+    if {item.project_id for item in items} - {project_id}:
         problem = f"an item of another project in the listing of project {project_id}"
-    elif any(item.state is not state for item in page.items):
+    elif {item.state for item in items} - {state}:
         problem = f"an item in another state in the list filtered by state={state.value}"
-    elif len({item.id for item in page.items}) != len(page.items):
+    elif len({item.id for item in items}) != len(items):
         problem = "the same asset twice on one page"
-    elif any(newer < older for newer, older in itertools.pairwise(moments)):
+    elif moments != sorted(moments, reverse=True):
         problem = "items not in newest-first order"
     if problem:
         raise RoughyProtocolError(

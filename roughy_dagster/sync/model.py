@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import UUID
 
 import pyarrow as pa
 
@@ -31,7 +30,7 @@ def created_us(moment: datetime) -> int:
 class LocalAsset:
     """What the engine needs of a live stored asset: its id, last known state and creation time."""
 
-    id: UUID
+    id: str
     state: AssetState
     created_us: int
 
@@ -40,18 +39,22 @@ class LocalAsset:
 class LocalSnapshot:
     """The stored view of one project at the start of a sync."""
 
-    live: dict[UUID, LocalAsset] = field(default_factory=dict)
+    live: dict[str, LocalAsset] = field(default_factory=dict)
     watermark_us: int | None = None
     """The newest `created_at` ever stored for the project (deleted rows included); None when empty."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sighting:
-    """An asset as one page showed it; `seq` orders the requests of one sync, `row` finds its fields."""
+    """An asset as one page showed it; `seq` orders the requests of one sync, `row` finds its fields.
 
-    asset_id: UUID
+    Read-only by convention: not `frozen`, because a frozen dataclass is four times slower to create and
+    a first load creates one per asset."""
+
+    asset_id: str
     state: AssetState
-    created_us: int
+    created_at: datetime
+    """As parsed; `created_us()` turns it into the order key only where a search needs it."""
     seq: int
     row: int
 
@@ -60,7 +63,7 @@ class Sighting:
 class Deletion:
     """A proof that an asset is gone: absent, in flow order, from every state it could have reached."""
 
-    asset_id: UUID
+    asset_id: str
     seq: int
     observed_at: datetime
 
@@ -69,16 +72,16 @@ class Deletion:
 class RemoteObservation:
     """Everything one sync learned from the API, ready to be written in one transaction."""
 
-    project_id: UUID
+    project_id: str
     mode: str
     started_at: datetime
     finished_at: datetime
-    sightings: dict[UUID, Sighting]
+    sightings: dict[str, Sighting]
     rows: pa.Table
     """One row per sighting (its fields, `OBSERVATION_SCHEMA`): what the store writes."""
-    deletions: dict[UUID, Deletion]
+    deletions: dict[str, Deletion]
     remote_totals: dict[AssetState, int]
-    unresolved: set[UUID]
+    unresolved: set[str]
     verified: bool
     requests: int
     pages: int

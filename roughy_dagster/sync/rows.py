@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import io
+import itertools
+from collections.abc import Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
+import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from ..client import AssetSummary
 
@@ -28,63 +34,72 @@ OBSERVATION_SCHEMA = pa.schema(
     ]
 )
 
+_ASSET_FIELDS = pa.schema([f for f in OBSERVATION_SCHEMA if f.name != "observed_at"])
+_ENCODER = msgspec.json.Encoder()
+_PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=_ASSET_FIELDS, unexpected_field_behavior="error")
+_READ_OPTIONS = pa_json.ReadOptions(block_size=1 << 22)
 
-def asset_rows(items: Sequence[AssetSummary], observed_at: Sequence[datetime]) -> pa.RecordBatch:
-    """Assets (and when each was seen) as a record batch of `OBSERVATION_SCHEMA`, a column at a time."""
-    project_text: dict[object, str] = {}  # one project per sync in practice: format its id once
-    columns = [
-        [str(a.id) for a in items],
-        [
-            project_text.get(a.project_id) or project_text.setdefault(a.project_id, str(a.project_id))
-            for a in items
-        ],
-        [a.type.value if a.type is not None else None for a in items],
-        [a.state.value for a in items],
-        [a.extension for a in items],
-        [a.size_bytes for a in items],
-        [a.content_type for a in items],
-        [None if a.duration_seconds is None else str(a.duration_seconds) for a in items],
-        [a.language for a in items],
-        [a.error_code for a in items],
-        [a.error_message for a in items],
-        [a.created_at for a in items],
-        [a.upload_url for a in items],
-        list(observed_at),
-    ]
-    arrays = [pa.array(values, type=f.type) for values, f in zip(columns, OBSERVATION_SCHEMA, strict=True)]
-    return pa.RecordBatch.from_arrays(arrays, schema=OBSERVATION_SCHEMA)
+
+def _parse_lines(lines: bytes) -> pa.Table:
+    """Validated assets, encoded one per line, as Arrow columns (pyarrow parses without holding the GIL)."""
+    return pa_json.read_json(io.BytesIO(lines), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS)
 
 
 class RowBuffer:
-    """Collects sighted assets and turns them into Arrow batches a few thousand at a time.
+    """Collects sighted assets and turns them into Arrow rows while the sync is still paging.
 
-    Holding typed models for a whole 100,000-asset sync costs hundreds of MB; Arrow rows cost a tenth of
-    that. Converting in chunks keeps the per-call cost of building Arrow arrays negligible.
+    Each page's already-validated assets are re-encoded by msgspec as JSON lines (one C call a page), and
+    every few thousand rows pyarrow's JSON reader parses them in a background thread: the work of
+    building columns happens in C, beside the network wait, instead of per field in Python. Holding
+    Arrow rows instead of models also keeps a 100,000-asset sync to a tenth of the memory.
     """
 
-    def __init__(self, chunk: int = 4096) -> None:
-        self.chunk = chunk
-        self.batches: list[pa.RecordBatch] = []
+    def __init__(self, chunk_rows: int = 8192) -> None:
+        self.chunk_rows = chunk_rows
         self.count = 0
-        self._items: list[AssetSummary] = []
-        self._seen_at: list[datetime] = []
+        self._lines = bytearray()
+        self._lines_rows = 0
+        self._observed_at: list[datetime] = []
+        self._parsed: list[Future[pa.Table]] = []
+        self._parser: ThreadPoolExecutor | None = None
 
-    def add(self, item: AssetSummary, observed_at: datetime) -> int:
-        """Buffer one asset; returns its row number in `table()`."""
-        self._items.append(item)
-        self._seen_at.append(observed_at)
-        self.count += 1
-        if len(self._items) >= self.chunk:
+    def add_page(self, items: Sequence[AssetSummary], observed_at: datetime) -> int:
+        """Buffer one page's assets, all seen at `observed_at`; returns the row number of the first."""
+        first = self.count
+        self._lines += _ENCODER.encode_lines(items)
+        self._lines_rows += len(items)
+        self._observed_at.extend(itertools.repeat(observed_at, len(items)))
+        self.count += len(items)
+        if self._lines_rows >= self.chunk_rows:
             self._flush()
-        return self.count - 1
+        return first
 
     def _flush(self) -> None:
-        if self._items:
-            self.batches.append(asset_rows(self._items, self._seen_at))
-            self._items, self._seen_at = [], []
+        if not self._lines_rows:
+            return
+        if self._parser is None:
+            self._parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roughy-rows")
+        self._parsed.append(self._parser.submit(_parse_lines, bytes(self._lines)))
+        self._lines.clear()
+        self._lines_rows = 0
 
-    def table(self, rows: Iterable[int]) -> pa.Table:
-        """The given rows, in row order, as one table."""
+    def table(self, dropped: Collection[int] = ()) -> pa.Table:
+        """Every buffered row except the `dropped` ones, in row order, as one table."""
         self._flush()
-        table = pa.Table.from_batches(self.batches, schema=OBSERVATION_SCHEMA)
-        return table.take(pa.array(sorted(rows), type=pa.int64()))
+        parts = [future.result() for future in self._parsed]
+        self.close()
+        table = pa.concat_tables(parts) if parts else _ASSET_FIELDS.empty_table()
+        table = table.append_column(
+            OBSERVATION_SCHEMA.field("observed_at"),
+            pa.array(self._observed_at, type=OBSERVATION_SCHEMA.field("observed_at").type),
+        )
+        if not dropped:
+            return table
+        unwanted = pc.is_in(pa.array(range(self.count), type=pa.int64()), pa.array(dropped, type=pa.int64()))
+        return table.filter(pc.invert(unwanted))
+
+    def close(self) -> None:
+        """Stop the background parser (without waiting for work nobody will read)."""
+        if self._parser is not None:
+            self._parser.shutdown(wait=False, cancel_futures=True)
+            self._parser = None

@@ -225,7 +225,7 @@ class StateWatcher:
         if span is not None:
             self._spans[list_state].append(span)
         for item in page.items:
-            self._seen[str(item.id)] = _later(self._seen.get(str(item.id)), item)
+            self._seen[item.id] = _later(self._seen.get(item.id), item)
         return page
 
     def _locate(self, list_state: AssetState, moment: int) -> AssetPage:
