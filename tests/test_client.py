@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import msgspec
 import pytest
 
@@ -189,6 +190,15 @@ def test_server_side_validation_error_fails_fast_with_fields(emulator: Emulator,
     assert emulator.list_requests == 1
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_page_reads_as_the_plain_one(emulator: Emulator, client: RoughyClient, encoding: str):
+    plain = client.list_assets(limit=100)
+    emulator.inject(encoding)
+    compressed = client.list_assets(limit=100)
+    assert emulator.list_requests == 2 and emulator.faults == [encoding]
+    assert compressed.items == plain.items and compressed.total == plain.total
+
+
 @pytest.mark.parametrize("kind", ["missing_field", "unknown_state", "bad_duration", "wrong_type", "bad_id"])
 def test_off_spec_body_is_a_protocol_error_naming_the_request(
     emulator: Emulator, client: RoughyClient, kind: str
@@ -270,3 +280,32 @@ def test_retry_logs_say_attempt_wait_status_code_and_request_id(
     assert record.roughy_attempt == 2 and 2 <= record.roughy_wait_seconds <= 2.5
     assert record.roughy_status == 429 and record.roughy_code == "rate_limited"
     assert record.roughy_request_id.startswith("req_") and record.roughy_request_id in record.getMessage()
+
+
+class _RecordingTransport(httpx.BaseTransport):
+    """A user's own transport: real HTTP through `httpx.HTTPTransport`, noting every request it carries."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.seen: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_custom_transport_carries_every_request_with_the_client_headers(emulator: Emulator, sleeps):
+    transport = _RecordingTransport()
+    with RoughyClient(emulator.api_key, emulator.base_url, sleep=sleeps, transport=transport) as custom:
+        items = list(custom.iter_assets(project_id=emulator.world.projects[0]))
+        emulator.inject("gzip")
+        compressed = custom.list_assets(limit=5)
+    assert as_listing_dicts(items) == emulator.world.listing(emulator.world.projects[0])
+    assert compressed.items and len(transport.seen) == emulator.list_requests
+    sent = transport.seen[0].headers
+    assert sent["authorization"] == f"Bearer {emulator.api_key}" and sent["user-agent"].startswith(
+        "roughy-dagster/"
+    )

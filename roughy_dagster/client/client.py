@@ -21,11 +21,13 @@ from .errors import (
     FieldError,
     RoughyAPIError,
     RoughyConnectionError,
+    RoughyError,
     RoughyProtocolError,
     error_class_for_status,
 )
 from .models import ERROR_DECODER, PAGE_DECODER, AssetPage, AssetState, AssetSummary, misshapen_ids
-from .retry import RetryPolicy, build_retrying, parse_retry_after
+from .retry import RetryPolicy, build_retrying, is_retryable, parse_retry_after
+from .wire import ACCEPT_ENCODING, Reply, Wire, WireError
 
 logger = logging.getLogger("roughy_dagster.client")
 
@@ -123,6 +125,7 @@ class RoughyClient:
                 "Authorization": f"Bearer {api_key.strip()}",
                 "User-Agent": f"roughy-dagster/{__version__}",
                 "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
             },
             timeout=httpx.Timeout(
                 connect=self.timeouts.connect,
@@ -134,9 +137,7 @@ class RoughyClient:
             follow_redirects=False,
         )
         self._listing_url = f"{self.base_url}{LIST_ASSETS_PATH}"
-        self._timeout = {"timeout": self._http.timeout.as_dict()}
-        # The transport (proxy or direct) the client routes our base URL to, resolved once: see `_get`.
-        self._transport: httpx.BaseTransport = self._http._transport_for_url(httpx.URL(self._listing_url))
+        self._wire = Wire(self._http, self._listing_url)
 
     def __repr__(self) -> str:
         return f"RoughyClient(base_url={self.base_url!r}, api_key=<redacted>)"
@@ -171,11 +172,34 @@ class RoughyClient:
             params["state"] = validate_state(state).value
         params["limit"] = str(_validate_int("limit", limit, 1, MAX_PAGE_SIZE))
         params["offset"] = str(_validate_int("offset", offset, 0, None))
-        retrying = build_retrying(
-            self.retry_policy, sleep=self._sleep, rng=self._rng, on_retry=self._count_retry
-        )
-        page: AssetPage = retrying(self._get_page, params)
+        started = time.monotonic()
+        try:
+            page = self._get_page(params)
+        except RoughyError as error:
+            if not is_retryable(error):
+                raise
+            page = self._retry_page(params, error, started)
         self.stats.count("pages")
+        return page
+
+    def _retry_page(self, params: dict[str, str], first_error: RoughyError, started: float) -> AssetPage:
+        """Retry a failed first attempt with tenacity, as if tenacity had made that attempt too.
+
+        The first attempt runs outside tenacity because nearly every page needs only one, and setting up a
+        retry loop costs more CPU than decoding the page; the policy still counts it as attempt one, and
+        the deadline runs from when it started.
+        """
+        failures = [first_error]
+
+        def attempt() -> AssetPage:
+            if failures:
+                raise failures.pop()
+            return self._get_page(params)
+
+        retrying = build_retrying(
+            self.retry_policy, sleep=self._sleep, rng=self._rng, on_retry=self._count_retry, started=started
+        )
+        page: AssetPage = retrying(attempt)
         return page
 
     def iter_assets(
@@ -192,61 +216,41 @@ class RoughyClient:
     def _count_retry(self) -> None:
         self.stats.count("retries")
 
-    def _get(self, query: str) -> httpx.Response:
-        """GET the listing with `query` through the transport `httpx.Client` would pick, and read the body.
-
-        The client's headers, timeouts, proxy and connection pool are used as they are; its per-request
-        URL merging, cookie jar and hooks (which we do not use) are skipped: they cost about as much CPU
-        as everything else a page needs. No redirect is ever followed, as with the client.
-        """
-        request = httpx.Request(
-            "GET", f"{self._listing_url}?{query}", headers=self._http.headers, extensions=self._timeout
-        )
-        response = self._transport.handle_request(request)
-        try:
-            response.read()
-        finally:
-            response.close()
-        return response
-
     def _get_page(self, params: dict[str, str]) -> AssetPage:
         query = urlencode(params)
         described = f"GET {LIST_ASSETS_PATH}?{query}"
         self.stats.count("requests")
         try:
-            response = self._get(query)
-        except httpx.TimeoutException as error:
-            raise RoughyConnectionError(
-                f"timed out ({type(error).__name__}); the server did not answer in time", request=described
-            ) from None
-        except httpx.TransportError as error:
-            raise RoughyConnectionError(
-                f"connection failed ({type(error).__name__}: {error})", request=described
-            ) from None
-        request_id = response.headers.get("x-request-id")
-        if response.status_code >= 400:
-            raise self._error_from_response(response, described, request_id)
-        if response.status_code != 200:
+            reply = self._wire.get(f"{self._listing_url}?{query}")
+        except WireError as error:
+            happened = (
+                f"timed out ({error}); the server did not answer in time"
+                if error.timed_out
+                else f"connection failed ({error})"
+            )
+            raise RoughyConnectionError(happened, request=described) from None
+        request_id = reply.headers.get("x-request-id")
+        if reply.status >= 400:
+            raise self._error_from_reply(reply, described, request_id)
+        if reply.status != 200:
             raise RoughyProtocolError(
-                f"unexpected status {response.status_code} for a listing",
-                status=response.status_code,
+                f"unexpected status {reply.status} for a listing",
+                status=reply.status,
                 request_id=request_id,
                 request=described,
             )
-        return _parse_page(response.content, described, request_id)
+        return _parse_page(reply.body, described, request_id)
 
     @staticmethod
-    def _error_from_response(
-        response: httpx.Response, described: str, request_id: str | None
-    ) -> RoughyAPIError:
-        status = response.status_code
+    def _error_from_reply(reply: Reply, described: str, request_id: str | None) -> RoughyAPIError:
+        status = reply.status
         error_class = error_class_for_status(status)
         code: str | None = None
         fields: list[FieldError] = []
         try:
-            envelope = ERROR_DECODER.decode(response.content)
+            envelope = ERROR_DECODER.decode(reply.body)
         except msgspec.DecodeError:
-            content_type = response.headers.get("content-type", "unknown content type")
+            content_type = reply.headers.get("content-type", "unknown content type")
             message = f"HTTP {status} with a body that is not Roughy's error envelope ({content_type})"
         else:
             code = envelope.error.code
@@ -259,7 +263,7 @@ class RoughyClient:
             fields=fields,
             request_id=request_id,
             request=described,
-            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            retry_after=parse_retry_after(reply.headers.get("retry-after")),
         )
 
 

@@ -7,11 +7,13 @@ Python and so that a fault can close the connection under uvicorn without an ans
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
 import json
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate
@@ -122,6 +124,12 @@ class EmulatorApp:
                 offset,
             )
         )
+        if fault is not None and fault.kind in COMPRESSIONS:
+            encoding = fault.kind.encode()
+            await _send(
+                send, 200, COMPRESSIONS[fault.kind](body), request_id, extra=[(b"content-encoding", encoding)]
+            )
+            return
         if fault is not None:
             body = _break_body(fault.kind, body)
         await _send(send, 200, body, request_id)
@@ -224,6 +232,10 @@ def _parse_int(
     elif high is not None and value > high:
         fields.append({"field": f"query.{name}", "message": f"Input should be less than or equal to {high}"})
     return value
+
+
+COMPRESSIONS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.compress, "deflate": zlib.compress}
+"""The `Content-Encoding`s the emulator can answer with (scripted like faults, one response each)."""
 
 
 def _break_body(kind: str, body: bytes) -> bytes:

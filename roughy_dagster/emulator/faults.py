@@ -22,6 +22,8 @@ FAULT_KINDS = frozenset(
         "bad_id",  # 200 whose first item's id is not UUID text
         "foreign_item",  # 200 whose first item belongs to another project
         "unsorted",  # 200 whose items are oldest first
+        "gzip",  # a correct 200, sent with Content-Encoding: gzip (not a fault: a server that compresses)
+        "deflate",  # a correct 200, sent with Content-Encoding: deflate
     }
 )
 

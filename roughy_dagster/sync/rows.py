@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -59,7 +58,7 @@ class RowBuffer:
         self.count = 0
         self._lines = bytearray()
         self._lines_rows = 0
-        self._observed_at: list[datetime] = []
+        self._observed_at: list[tuple[datetime, int]] = []  # (when, how many rows) per page
         self._parsed: list[Future[pa.Table]] = []
         self._parser: ThreadPoolExecutor | None = None
 
@@ -68,7 +67,7 @@ class RowBuffer:
         first = self.count
         self._lines += _ENCODER.encode_lines(items)
         self._lines_rows += len(items)
-        self._observed_at.extend(itertools.repeat(observed_at, len(items)))
+        self._observed_at.append((observed_at, len(items)))
         self.count += len(items)
         if self._lines_rows >= self.chunk_rows:
             self._flush()
@@ -89,10 +88,9 @@ class RowBuffer:
         parts = [future.result() for future in self._parsed]
         self.close()
         table = pa.concat_tables(parts) if parts else _ASSET_FIELDS.empty_table()
-        table = table.append_column(
-            OBSERVATION_SCHEMA.field("observed_at"),
-            pa.array(self._observed_at, type=OBSERVATION_SCHEMA.field("observed_at").type),
-        )
+        observed = OBSERVATION_SCHEMA.field("observed_at")
+        runs = [pa.repeat(pa.scalar(when, type=observed.type), rows) for when, rows in self._observed_at]
+        table = table.append_column(observed, pa.concat_arrays(runs) if runs else pa.array([], observed.type))
         if not dropped:
             return table
         unwanted = pc.is_in(pa.array(range(self.count), type=pa.int64()), pa.array(dropped, type=pa.int64()))
