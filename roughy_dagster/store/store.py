@@ -51,6 +51,7 @@ FROM (
         content_type, CAST(duration_seconds AS DECIMAL(38, 9)) AS duration_seconds, language, error_code,
         error_message, created_at, upload_url, observed_at
     FROM roughy_observation_arrow
+    WHERE NOT superseded
 ) AS o
 LEFT JOIN roughy.assets AS a ON a.id = o.id
 """

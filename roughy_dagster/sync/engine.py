@@ -100,7 +100,7 @@ class SyncEngine:
         self._extra_requests = 0
         self._suspects: set[str] = set()  # stored assets a page showed missing from their stored state
         self._rows = RowBuffer()
-        self._dropped_rows: list[int] = []  # rows of sightings another sighting of the same asset replaced
+        self._superseded_rows: list[int] = []  # rows of sightings another sighting of the same asset replaced
         self._changes = 0  # bumped whenever what the sync believes changes; keys the cache below
         self._believed_cache: dict[AssetState, tuple[int, list[tuple[int, str]]]] = {}
         self._local_sorted: dict[AssetState, list[tuple[int, str]]] = {
@@ -150,7 +150,7 @@ class SyncEngine:
             started_at=started,
             finished_at=datetime.now(UTC),
             sightings=self.sightings,
-            rows=self._rows.table(self._dropped_rows),
+            rows=self._rows.table(superseded=self._superseded_rows),
             deletions=self.deletions,
             remote_totals=dict(self.totals),
             unresolved=unresolved,
@@ -244,12 +244,12 @@ class SyncEngine:
         for row, item in enumerate(items, first_row):
             known = sightings.get(item.id)
             if known is not None and rank < STATE_RANK[known.state]:
-                self._dropped_rows.append(row)
+                self._superseded_rows.append(row)
                 continue
             if known is None or known.state is not state:
                 self._changes += 1
             if known is not None:
-                self._dropped_rows.append(known.row)
+                self._superseded_rows.append(known.row)
             sightings[item.id] = Sighting(item.id, state, item.created_at, seq, row)
         if self.deletions:
             for item in items:

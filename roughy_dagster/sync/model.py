@@ -78,7 +78,7 @@ class RemoteObservation:
     finished_at: datetime
     sightings: dict[str, Sighting]
     rows: pa.Table
-    """One row per sighting (its fields, `OBSERVATION_SCHEMA`): what the store writes."""
+    """Every asset row of every page read (`OBSERVATION_SCHEMA`); the store writes those not `superseded`."""
     deletions: dict[str, Deletion]
     remote_totals: dict[AssetState, int]
     unresolved: set[str]

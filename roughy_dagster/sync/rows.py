@@ -30,10 +30,12 @@ OBSERVATION_SCHEMA = pa.schema(
         ("created_at", pa.timestamp("us", tz="UTC")),
         ("upload_url", pa.string()),
         ("observed_at", pa.timestamp("us", tz="UTC")),
+        ("superseded", pa.bool_()),
     ]
 )
+"""One row per asset on each page read; `superseded` marks a row a later sighting of its asset replaced."""
 
-_ASSET_FIELDS = pa.schema([f for f in OBSERVATION_SCHEMA if f.name != "observed_at"])
+_ASSET_FIELDS = pa.schema([f for f in OBSERVATION_SCHEMA if f.name not in ("observed_at", "superseded")])
 _ENCODER = msgspec.json.Encoder()
 _PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=_ASSET_FIELDS, unexpected_field_behavior="error")
 _READ_OPTIONS = pa_json.ReadOptions(block_size=1 << 22)
@@ -82,8 +84,12 @@ class RowBuffer:
         self._lines.clear()
         self._lines_rows = 0
 
-    def table(self, dropped: Collection[int] = ()) -> pa.Table:
-        """Every buffered row except the `dropped` ones, in row order, as one table."""
+    def table(self, superseded: Collection[int] = ()) -> pa.Table:
+        """Every buffered row in row order, as one table, with the `superseded` rows flagged.
+
+        Flagged rather than filtered out: a filter would copy every column, and the store reads the rows
+        once anyway (it skips the flagged ones as it reads).
+        """
         self._flush()
         parts = [future.result() for future in self._parsed]
         self.close()
@@ -91,10 +97,11 @@ class RowBuffer:
         observed = OBSERVATION_SCHEMA.field("observed_at")
         runs = [pa.repeat(pa.scalar(when, type=observed.type), rows) for when, rows in self._observed_at]
         table = table.append_column(observed, pa.concat_arrays(runs) if runs else pa.array([], observed.type))
-        if not dropped:
-            return table
-        unwanted = pc.is_in(pa.array(range(self.count), type=pa.int64()), pa.array(dropped, type=pa.int64()))
-        return table.filter(pc.invert(unwanted))
+        flags = bytearray(self.count)  # one byte per row: 1 where superseded
+        for row in superseded:
+            flags[row] = 1
+        as_bytes = pa.Array.from_buffers(pa.uint8(), self.count, [None, pa.py_buffer(flags)])
+        return table.append_column(OBSERVATION_SCHEMA.field("superseded"), pc.cast(as_bytes, pa.bool_()))
 
     def close(self) -> None:
         """Stop the background parser (without waiting for work nobody will read)."""
