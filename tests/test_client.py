@@ -303,6 +303,9 @@ def test_a_custom_transport_carries_every_request_with_the_client_headers(emulat
         items = list(custom.iter_assets(project_id=emulator.world.projects[0]))
         emulator.inject("gzip")
         compressed = custom.list_assets(limit=5)
+        emulator.inject("drop")
+        after_a_drop = custom.list_assets(limit=5)
+        assert custom.stats.retries == 1 and after_a_drop.items == compressed.items
     assert as_listing_dicts(items) == emulator.world.listing(emulator.world.projects[0])
     assert compressed.items and len(transport.seen) == emulator.list_requests
     sent = transport.seen[0].headers

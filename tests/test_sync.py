@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import msgspec
+import pyarrow.compute as pc
 import pytest
 
 from roughy_dagster.client import RoughyClient, RoughyNotFoundError, RoughyProtocolError, RoughyServerError
 from roughy_dagster.emulator import Emulator
 from roughy_dagster.project_sync import sync_project
 from roughy_dagster.store import AssetStore
+from roughy_dagster.sync.rows import OBSERVATION_SCHEMA, RowBuffer
 
 from .helpers import fingerprint, query, stored_listing, truth
 
@@ -280,3 +285,37 @@ def test_a_deletion_above_the_walk_neither_hides_an_asset_nor_leaves_a_ghost(
     assert done
     sync_project(client, database, project_id)
     assert stored_listing(database, project_id) == truth(world, project_id)
+
+
+def test_row_buffer_parses_pages_in_chunks_and_flags_superseded_rows(
+    emulator: Emulator, client: RoughyClient
+):
+    project_id = max(emulator.world.projects, key=lambda p: len(emulator.world.listing(p)))
+    pages = []
+    offset = 0
+    while True:  # overlapping pages, as the engine reads them: each repeats the asset that ended the last
+        page = client.list_assets(project_id=project_id, limit=40, offset=offset)
+        pages.append(page)
+        if offset + len(page.items) >= page.total:
+            break
+        offset += len(page.items) - 1
+    assert len(pages) >= 3
+    buffer = RowBuffer(chunk_rows=50)  # several chunks, parsed in the background thread
+    first_rows = [
+        buffer.add_page(page.items, datetime(2026, 1, 1, second=number, tzinfo=UTC))
+        for number, page in enumerate(pages)
+    ]
+    # The asset ending each page is seen again first on the next one: its earlier row is superseded.
+    superseded = [first_rows[n] + len(pages[n].items) - 1 for n in range(len(pages) - 1)]
+    table = buffer.table(superseded=superseded)
+    assert table.num_rows == sum(len(p.items) for p in pages) and table.schema == OBSERVATION_SCHEMA
+    kept = table.filter(pc.invert(table["superseded"]))
+    assert kept["id"].to_pylist() == [item["id"] for item in emulator.world.listing(project_id)]
+    assert kept.drop_columns(["observed_at", "superseded"]).to_pylist() == [
+        dict(msgspec.to_builtins(item), created_at=item.created_at)
+        for page in pages
+        for item in page.items
+        if item is not page.items[-1] or page is pages[-1]
+    ]
+    seen = table["observed_at"].to_pylist()
+    assert seen[first_rows[-1]] == datetime(2026, 1, 1, second=len(pages) - 1, tzinfo=UTC)

@@ -214,6 +214,7 @@ class AssetStore:
         )
         project = observation.project_id
         with self.connect() as connection:
+            connection.execute(f"SET threads = {write_threads(observed.num_rows)}")
             connection.register("roughy_observation_arrow", observed)
             connection.register("roughy_gone_arrow", gone)
             connection.execute("BEGIN TRANSACTION")
@@ -247,6 +248,20 @@ class AssetStore:
                 connection.execute("ROLLBACK")
                 raise
         return report
+
+
+ROW_GROUP_ROWS = 122_880
+"""DuckDB's row group: the unit it writes and parallelizes by."""
+
+
+def write_threads(rows: int) -> int:
+    """DuckDB threads for a write of `rows` observed rows: one per row group, up to the machine's cores.
+
+    A write is an indexed insert and a checkpoint; below a row group, extra threads only coordinate
+    (measured on 2 cores: 100,000 rows write 15-20% faster with one thread, 1,000,000 rows twice as fast
+    with two).
+    """
+    return max(1, min(os.cpu_count() or 1, -(-rows // ROW_GROUP_ROWS)))
 
 
 def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> int:

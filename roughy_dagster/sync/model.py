@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
 import pyarrow as pa
 
 from ..client import AssetState
@@ -26,9 +27,13 @@ def created_us(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
-@dataclass(frozen=True)
-class LocalAsset:
-    """What the engine needs of a live stored asset: its id, last known state and creation time."""
+class LocalAsset(msgspec.Struct, frozen=True, gc=False):
+    """What the engine needs of a live stored asset: its id, last known state and creation time.
+
+    A msgspec struct without garbage-collector tracking (it holds no references that could form a
+    cycle): a sync keeps one per stored asset, and tracked objects by the hundred thousand make every
+    full collection pass over them.
+    """
 
     id: str
     state: AssetState
@@ -44,12 +49,12 @@ class LocalSnapshot:
     """The newest `created_at` ever stored for the project (deleted rows included); None when empty."""
 
 
-@dataclass(slots=True)
-class Sighting:
+class Sighting(msgspec.Struct, frozen=True, gc=False):
     """An asset as one page showed it; `seq` orders the requests of one sync, `row` finds its fields.
 
-    Read-only by convention: not `frozen`, because a frozen dataclass is four times slower to create and
-    a first load creates one per asset."""
+    An untracked msgspec struct, like `LocalAsset`: a first load creates one per asset, three times
+    faster than a slotted dataclass, and the garbage collector never walks them.
+    """
 
     asset_id: str
     state: AssetState
