@@ -239,18 +239,22 @@ class SyncEngine:
 
     def _sight_page(self, items: list[AssetSummary], state: AssetState, seq: int, first_row: int) -> None:
         """Keep, per asset, its most advanced state seen (the latest sighting among equals); the rows of
-        sightings that lose are dropped from what is written."""
-        sightings, rank = self.sightings, STATE_RANK[state]
-        for row, item in enumerate(items, first_row):
-            known = sightings.get(item.id)
-            if known is not None and rank < STATE_RANK[known.state]:
-                self._superseded_rows.append(row)
+        sightings that lose are marked superseded, so they are not written."""
+        sightings, rank, superseded = self.sightings, STATE_RANK[state], self._superseded_rows
+        changes = 0
+        for row, item in enumerate(items, first_row):  # the loop a first load runs once per asset
+            asset_id = item.id
+            known = sightings.get(asset_id)
+            if known is None:
+                changes += 1
+            elif rank < STATE_RANK[known.state]:
+                superseded.append(row)  # seen further along already: this row loses
                 continue
-            if known is None or known.state is not state:
-                self._changes += 1
-            if known is not None:
-                self._superseded_rows.append(known.row)
-            sightings[item.id] = Sighting(item.id, state, item.created_at, seq, row)
+            else:
+                changes += known.state is not state
+                superseded.append(known.row)
+            sightings[asset_id] = Sighting(asset_id, state, item.created_at, seq, row)
+        self._changes += changes
         if self.deletions:
             for item in items:
                 if self.deletions.pop(item.id, None) is not None:
