@@ -38,12 +38,14 @@ OBSERVATION_SCHEMA = pa.schema(
 _ASSET_FIELDS = pa.schema([f for f in OBSERVATION_SCHEMA if f.name not in ("observed_at", "superseded")])
 _ENCODER = msgspec.json.Encoder()
 _PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=_ASSET_FIELDS, unexpected_field_behavior="error")
-_READ_OPTIONS = pa_json.ReadOptions(block_size=1 << 22)
 
 
 def _parse_lines(lines: bytes) -> pa.Table:
-    """Validated assets, encoded one per line, as Arrow columns (pyarrow parses without holding the GIL)."""
-    return pa_json.read_json(io.BytesIO(lines), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS)
+    """Validated assets, encoded one per line, as Arrow columns (pyarrow parses without holding the GIL).
+
+    One block per chunk, so that no line, however long, can straddle two blocks."""
+    options = pa_json.ReadOptions(use_threads=False, block_size=len(lines) + 1)
+    return pa_json.read_json(io.BytesIO(lines), read_options=options, parse_options=_PARSE_OPTIONS)
 
 
 class RowBuffer:
