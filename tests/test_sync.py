@@ -319,3 +319,12 @@ def test_row_buffer_parses_pages_in_chunks_and_flags_superseded_rows(
     ]
     seen = table["observed_at"].to_pylist()
     assert seen[first_rows[-1]] == datetime(2026, 1, 1, second=len(pages) - 1, tzinfo=UTC)
+
+
+def test_row_buffer_keeps_an_asset_whose_line_is_longer_than_any_parser_block(emulator: Emulator, client):
+    item = client.list_assets(limit=1).items[0]
+    huge = msgspec.structs.replace(item, error_message="x" * (9 << 20))  # far above pyarrow's default block
+    buffer = RowBuffer(chunk_rows=2)
+    buffer.add_page([huge, item, huge], datetime(2026, 1, 1, tzinfo=UTC))
+    table = buffer.table()
+    assert table["error_message"].to_pylist() == [huge.error_message, item.error_message, huge.error_message]
