@@ -1,7 +1,7 @@
 """Typed models of the `GET /v1/assets` contract (openapi-list-assets.yaml), decoded by msgspec.
 
 msgspec validates the JSON bytes straight into frozen structs (types, enums, nullability, required
-fields, time zones and the duration pattern); `check_page_text` adds the one rule a struct cannot say
+fields, time zones and the duration pattern); `misshapen_ids` adds the one rule a struct cannot say
 cheaply: ids are canonical lowercase UUID text. Ids stay strings: they are compared, hashed and stored far
 more often than parsed, and `str` does all three several times faster than `uuid.UUID`.
 """

@@ -83,11 +83,11 @@ def is_retryable(error: BaseException) -> bool:
 class RetryBudget:
     """Tenacity wait/stop policy for one call, with the reason it gave up kept for the final error."""
 
-    def __init__(self, policy: RetryPolicy, rng: random.Random, started: float | None = None) -> None:
+    def __init__(self, policy: RetryPolicy, rng: random.Random, started: float) -> None:
         self.policy = policy
         self.rng = rng
         self.started = started
-        """`time.monotonic()` when the call's first attempt began (None: when tenacity began)."""
+        """`time.monotonic()` when the call's first attempt began: the deadline runs from there."""
         self.gave_up_because = ""
 
     def wait(self, state: RetryCallState) -> float:
@@ -116,7 +116,7 @@ class RetryBudget:
                 f"the server asked to wait {retry_after:.0f} s (Retry-After), above the cap of "
                 f"{self.policy.max_retry_after_seconds:.0f} s (raise max_retry_after_seconds to wait it out)"
             )
-        elif self._elapsed(state) + upcoming > self.policy.deadline_seconds:
+        elif time.monotonic() - self.started + upcoming > self.policy.deadline_seconds:
             self.gave_up_because = (
                 f"gave up after {state.attempt_number} attempts: the next wait would pass the "
                 f"{self.policy.deadline_seconds:.0f} s deadline"
@@ -124,11 +124,6 @@ class RetryBudget:
         else:
             return False
         return True
-
-    def _elapsed(self, state: RetryCallState) -> float:
-        if self.started is not None:
-            return time.monotonic() - self.started
-        return state.seconds_since_start or 0.0
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:
@@ -161,11 +156,11 @@ def build_retrying(
     sleep: Callable[[float], None],
     rng: random.Random,
     on_retry: Callable[[], None],
-    started: float | None = None,
+    started: float,
 ) -> Retrying:
     """A tenacity `Retrying` that re-raises the last error, annotated with why it stopped.
 
-    `started` is `time.monotonic()` when the call began, if that was before tenacity's first attempt."""
+    `started` is `time.monotonic()` when the call's first attempt began (the deadline runs from there)."""
     budget = RetryBudget(policy, rng, started)
 
     def before_sleep(state: RetryCallState) -> None:
