@@ -84,6 +84,36 @@ MIGRATIONS: tuple[str, ...] = (
         detail VARCHAR
     );
     """,
+    # version 3: `roughy.assets` without the primary-key index. The sync inserts only ids it has just
+    # checked against the table and checks, before every commit, that each id it wrote is there once
+    # (`store._check_ids_unique`); the ART index cost a first load a third of its write and is loaded in
+    # memory whenever the table is written. DuckDB cannot drop a constraint, so the table is rebuilt.
+    """
+    CREATE TABLE roughy.assets_v3 (
+        id UUID NOT NULL,
+        project_id UUID NOT NULL,
+        type VARCHAR,
+        state VARCHAR NOT NULL
+            CHECK (state IN ('pending_upload', 'processing', 'pending_payment', 'ready', 'failed')),
+        extension VARCHAR,
+        size_bytes BIGINT,
+        content_type VARCHAR,
+        duration_seconds DECIMAL(38, 9),
+        language VARCHAR,
+        error_code VARCHAR,
+        error_message VARCHAR,
+        created_at TIMESTAMPTZ NOT NULL,
+        upload_url VARCHAR,
+        first_seen_at TIMESTAMPTZ NOT NULL,
+        last_seen_at TIMESTAMPTZ NOT NULL,
+        state_changed_at TIMESTAMPTZ NOT NULL,
+        deleted_at TIMESTAMPTZ,
+        last_sync_id BIGINT NOT NULL
+    );
+    INSERT INTO roughy.assets_v3 SELECT * FROM roughy.assets;
+    DROP TABLE roughy.assets;
+    ALTER TABLE roughy.assets_v3 RENAME TO assets;
+    """,
 )
 
 CURRENT_VERSION = len(MIGRATIONS)

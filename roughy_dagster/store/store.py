@@ -83,6 +83,31 @@ SELECT id, project_id, type, state, extension, size_bytes, content_type, duratio
 FROM roughy_classified WHERE kind = 'appeared'
 """
 
+_STORED_ROWS = "SELECT count(*) > 0 FROM roughy.assets WHERE project_id = ?"
+
+_INSERT_FIRST_LOAD = """
+INSERT INTO roughy.assets
+SELECT CAST(id AS UUID), CAST(project_id AS UUID), type, state, extension, size_bytes, content_type,
+    CAST(duration_seconds AS DECIMAL(38, 9)), language, error_code, error_message, created_at, upload_url,
+    observed_at, observed_at, observed_at, NULL, $sync_id
+FROM roughy_observation_arrow
+WHERE NOT superseded
+"""
+
+_RECORD_FIRST_LOAD_EVENTS = """
+INSERT INTO roughy.asset_events
+SELECT $sync_id, project_id, id, 'appeared', NULL, state, first_seen_at
+FROM roughy.assets WHERE last_sync_id = $sync_id
+"""
+
+_IDS_WRITTEN_TWICE = """
+SELECT CAST(a.id AS VARCHAR), count(*), CAST(any_value(a.project_id) AS VARCHAR)
+FROM roughy.assets AS a
+SEMI JOIN (SELECT id FROM roughy.assets WHERE last_sync_id = $sync_id) AS written ON a.id = written.id
+GROUP BY a.id HAVING count(*) > 1
+LIMIT 1
+"""
+
 _GONE = """
 CREATE OR REPLACE TEMP TABLE roughy_gone AS
 SELECT a.id, a.project_id, a.state, g.observed_at
@@ -155,14 +180,7 @@ class AssetStore:
                 f"DuckDB file {self.database} does not exist: materialize roughy/assets or run a sync first"
             )
         if self.database != ":memory:" and not read_only:
-            parent = Path(self.database).expanduser().resolve().parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise RoughyStoreError(
-                    f"cannot create the folder of DuckDB file {self.database} ({error.strerror}): "
-                    "set ROUGHY_DUCKDB_PATH to a writable location"
-                ) from None
+            self._prepare_folder()
         deadline = time.monotonic() + self.lock_wait_seconds
         wait = 0.05
         while True:
@@ -189,8 +207,30 @@ class AssetStore:
                     f"cannot open DuckDB file {self.database}: {str(error).splitlines()[0]}"
                 ) from None
 
+    def _prepare_folder(self) -> None:
+        """Create the file's folder if needed, and refuse one that cannot be written, saying what to do."""
+        parent = Path(self.database).expanduser().resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            problem = f"could not be created ({error.strerror})"
+        else:
+            if os.access(parent, os.W_OK):
+                return
+            problem = "is not writable"
+        raise RoughyStoreError(
+            f"cannot write DuckDB file {self.database}: its folder {parent} {problem}; "
+            "set ROUGHY_DUCKDB_PATH to a writable location"
+        )
+
     def load_snapshot(self, project_id: str) -> LocalSnapshot:
-        """The live stored assets of a project and its watermark, as the sync engine needs them."""
+        """The live stored assets of a project and its watermark, as the sync engine needs them.
+
+        A file that does not exist yet holds nothing: it is created by the write, not opened twice.
+        """
+        if self.database != ":memory:" and not Path(self.database).expanduser().exists():
+            self._prepare_folder()  # a folder that cannot be written fails now, before any request
+            return LocalSnapshot()
         with self.connect() as connection:
             rows = connection.execute(
                 "SELECT CAST(id AS VARCHAR), state, epoch_us(created_at) FROM roughy.assets "
@@ -221,19 +261,15 @@ class AssetStore:
             try:
                 sync_id = _scalar(connection, "SELECT nextval('roughy.sync_id_seq')")
                 parameters = {"sync_id": sync_id}
-                connection.execute(_CLASSIFY)
-                kinds = dict(
-                    connection.execute(
-                        "SELECT kind, count(*) FROM roughy_classified GROUP BY kind"
-                    ).fetchall()
-                )
-                connection.execute(_RECORD_EVENTS, parameters)
-                connection.execute(_UPDATE_SEEN, parameters)
-                connection.execute(_INSERT_NEW, parameters)
+                if _scalar(connection, _STORED_ROWS, [project]):
+                    kinds = _merge(connection, parameters)
+                else:
+                    kinds = _first_load(connection, parameters)
                 connection.execute(_GONE, {"project_id": project})
                 deleted = _scalar(connection, "SELECT count(*) FROM roughy_gone")
                 connection.execute(_RECORD_DELETIONS, parameters)
                 connection.execute(_MARK_DELETED, parameters)
+                _check_ids_unique(connection, parameters)
                 counts = dict(
                     connection.execute(
                         "SELECT state, count(*) FROM roughy.assets "
@@ -264,8 +300,39 @@ def write_threads(rows: int) -> int:
     return max(1, min(os.cpu_count() or 1, -(-rows // ROW_GROUP_ROWS)))
 
 
-def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> int:
-    return int(first_row(connection, sql)[0])
+def _merge(connection: duckdb.DuckDBPyConnection, parameters: dict[str, int]) -> dict[str, int]:
+    """Classify each observed row against the stored one, record the events, update and insert."""
+    connection.execute(_CLASSIFY)
+    kinds = dict(connection.execute("SELECT kind, count(*) FROM roughy_classified GROUP BY kind").fetchall())
+    connection.execute(_RECORD_EVENTS, parameters)
+    connection.execute(_UPDATE_SEEN, parameters)
+    connection.execute(_INSERT_NEW, parameters)
+    return kinds
+
+
+def _first_load(connection: duckdb.DuckDBPyConnection, parameters: dict[str, int]) -> dict[str, int]:
+    """A project with nothing stored: every observed row appears, so it is inserted without classifying.
+
+    Its ids are still checked against the whole table before the commit (`_check_ids_unique`).
+    """
+    inserted = _scalar(connection, _INSERT_FIRST_LOAD, parameters)
+    connection.execute(_RECORD_FIRST_LOAD_EVENTS, parameters)
+    return {"appeared": inserted}
+
+
+def _check_ids_unique(connection: duckdb.DuckDBPyConnection, parameters: dict[str, int]) -> None:
+    """Refuse to commit a sync that would leave an id it wrote on two rows (the table has no key index)."""
+    twice = connection.execute(_IDS_WRITTEN_TWICE, parameters).fetchall()
+    if twice:
+        raise RoughyStoreError(
+            f"this sync would store asset {twice[0][0]} on {twice[0][1]} rows of roughy.assets (project "
+            f"{twice[0][2]}): nothing was written and the stored data is unchanged. This is a bug in "
+            "roughy-dagster or a row written into the table by hand: please report it with this message"
+        )
+
+
+def _scalar(connection: duckdb.DuckDBPyConnection, sql: str, parameters: object = None) -> int:
+    return int(first_row(connection, sql, parameters)[0])
 
 
 def _report(
