@@ -103,6 +103,7 @@ class SyncEngine:
         self._superseded_rows: list[int] = []  # rows of sightings another sighting of the same asset replaced
         self._changes = 0  # bumped whenever what the sync believes changes; keys the cache below
         self._believed_cache: dict[AssetState, tuple[int, list[tuple[int, str]]]] = {}
+        self._believed_counts_cache: tuple[int, dict[AssetState, int]] | None = None
         self._local_sorted: dict[AssetState, list[tuple[int, str]]] = {
             state: sorted((a.created_us, a.id) for a in local.live.values() if a.state is state)
             for state in STATE_FLOW
@@ -234,31 +235,49 @@ class SyncEngine:
         span = span_of(page, state, seq, offset)
         if span is not None:
             self.evidence.add(span)
-            self._note_missing(span, {item.id for item in page.items})
+            if self._local_sorted[state]:
+                self._note_missing(span, set(map(_ID_OF, page.items)))
         return page
 
     def _sight_page(self, items: list[AssetSummary], state: AssetState, seq: int, first_row: int) -> None:
         """Keep, per asset, its most advanced state seen (the latest sighting among equals); the rows of
-        sightings that lose are marked superseded, so they are not written."""
-        sightings, rank, superseded = self.sightings, STATE_RANK[state], self._superseded_rows
-        changes = 0
-        for row, item in enumerate(items, first_row):  # the loop a first load runs once per asset
-            asset_id = item.id
-            known = sightings.get(asset_id)
-            if known is None:
-                changes += 1
-            elif rank < STATE_RANK[known.state]:
-                superseded.append(row)  # seen further along already: this row loses
-                continue
+        sightings that lose are marked superseded, so they are not written.
+
+        Every asset of the page is recorded in one C-level `update` (a first load runs this for each of
+        its assets); only the few already sighted (the asset each page overlaps with the one before, or a
+        re-read) are then compared one by one.
+        """
+        sightings, superseded = self.sightings, self._superseded_rows
+        ids = list(map(_ID_OF, items))
+        earlier = {asset_id: sightings[asset_id] for asset_id in sightings.keys() & ids}
+        sightings.update(
+            zip(
+                ids,
+                map(
+                    Sighting,
+                    ids,
+                    itertools.repeat(state),
+                    map(_CREATED_AT_OF, items),
+                    itertools.repeat(seq),
+                    itertools.count(first_row),
+                ),
+                strict=True,
+            )
+        )
+        changes = len(ids) - len(earlier)
+        rank = STATE_RANK[state]
+        for asset_id, known in earlier.items():
+            if rank < STATE_RANK[known.state]:  # seen further along already: this page's row loses
+                superseded.append(sightings[asset_id].row)
+                sightings[asset_id] = known
             else:
                 changes += known.state is not state
                 superseded.append(known.row)
-            sightings[asset_id] = Sighting(asset_id, state, item.created_at, seq, row)
         self._changes += changes
         if self.deletions:
-            for item in items:
-                if self.deletions.pop(item.id, None) is not None:
-                    self._changes += 1
+            for asset_id in self.deletions.keys() & ids:
+                del self.deletions[asset_id]
+                self._changes += 1
 
     def _note_missing(self, span: PageSpan, on_page: set[str]) -> None:
         """Stored assets of this state inside the span but not on the page have left it: suspect them."""
@@ -399,13 +418,17 @@ class SyncEngine:
         return result
 
     def _believed_counts(self) -> dict[AssetState, int]:
-        """How many assets the sync believes are in each state now (set operations: a pass costs little)."""
+        """How many assets the sync believes are in each state now (cached until what it believes changes)."""
+        if self._believed_counts_cache is not None and self._believed_counts_cache[0] == self._changes:
+            return self._believed_counts_cache[1]
         counts = Counter(map(_STATE_OF, self.sightings.values()))
         for asset_id in self.deletions.keys() & self.sightings.keys():
             counts[self.sightings[asset_id].state] -= 1
         unseen = self.local.live.keys() - self.sightings.keys() - self.deletions.keys()
         counts.update(self.local.live[asset_id].state for asset_id in unseen)
-        return {state: counts[state] for state in STATE_FLOW}
+        result = {state: counts[state] for state in STATE_FLOW}
+        self._believed_counts_cache = (self._changes, result)
+        return result
 
     def _mismatched_states(self) -> list[AssetState]:
         """States whose believed count differs from the latest remote total."""
@@ -417,6 +440,9 @@ class SyncEngine:
 
 
 _STATE_OF = attrgetter("state")
+_ID_OF = attrgetter("id")
+_PROJECT_OF = attrgetter("project_id")
+_CREATED_AT_OF = attrgetter("created_at")
 _MIN_ID = ""  # sorts before every id
 _MAX_ID = "\uffff"  # sorts after every id (ids are ASCII)
 
@@ -425,12 +451,12 @@ def _check_page(page: AssetPage, project_id: str, state: AssetState) -> None:
     """Refuse a page the plan cannot trust: foreign items, wrong states, repeats, or not newest first."""
     problem = ""
     items = page.items
-    moments = [item.created_at for item in items]
-    if {item.project_id for item in items} - {project_id}:
+    moments = list(map(_CREATED_AT_OF, items))
+    if set(map(_PROJECT_OF, items)) - {project_id}:
         problem = f"an item of another project in the listing of project {project_id}"
-    elif {item.state for item in items} - {state}:
+    elif set(map(_STATE_OF, items)) - {state}:
         problem = f"an item in another state in the list filtered by state={state.value}"
-    elif len({item.id for item in items}) != len(items):
+    elif len(set(map(_ID_OF, items))) != len(items):
         problem = "the same asset twice on one page"
     elif moments != sorted(moments, reverse=True):
         problem = "items not in newest-first order"
@@ -447,4 +473,7 @@ def _continues(page: AssetPage, last: AssetSummary) -> bool:
     """Whether `page`, read after a page ending with `last`, leaves no gap after `last`."""
     if not page.items:
         return False
-    return last.id in {item.id for item in page.items} or page.items[0].created_at > last.created_at
+    first = page.items[0]
+    if first.id == last.id or first.created_at > last.created_at:
+        return True  # the usual overlap of one asset, or a list that moved down
+    return last.id in set(map(_ID_OF, page.items))
