@@ -17,18 +17,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _emulator import API_KEY, control, emulator_process
 
 FLOOR = """
-import json, resource, sys, time, httpx
-base, project = sys.argv[1:3]
-started = time.perf_counter(); requests = 0; rows = 0; offset = 0
-with httpx.Client(base_url=base, headers={"Authorization": "Bearer %s"}) as http:
-    while True:
-        page = http.get("/v1/assets", params={"project_id": project, "limit": 100, "offset": offset}).json()
-        requests += 1; rows += len(page["items"]); offset += len(page["items"])
-        if not page["items"] or offset >= page["total"]:
-            break
+import json, resource, sys, time
+base, project, key, bench = sys.argv[1:5]
+sys.path.insert(0, bench)
+from _floor import page_through
+started = time.perf_counter()
+requests, rows = page_through(base, project, key)
 print(json.dumps({"seconds": time.perf_counter() - started, "requests": requests, "rows": rows,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+FLOOR_ARGS = (API_KEY, str(Path(__file__).resolve().parent))
 
 SYNC = """
 import json, resource, sys, time
@@ -63,12 +61,12 @@ def main() -> None:
         tempfile.TemporaryDirectory() as folder,
     ):
         project = control(base_url, "projects")["projects"][0]
-        run(FLOOR % API_KEY, base_url, project)  # warm-up: the emulator caches each asset's JSON once
+        run(FLOOR, base_url, project, *FLOOR_ARGS)  # warm-up: the emulator caches each asset's JSON once
         # This machine class is shared and noisy: the floor and the first load run in alternation, each
         # pair into a fresh file, and the pair with the median ratio is the one reported.
         pairs = []
         for attempt in range(args.repeat):
-            floor_run = run(FLOOR % API_KEY, base_url, project)
+            floor_run = run(FLOOR, base_url, project, *FLOOR_ARGS)
             database = str(Path(folder) / f"bench-{attempt}.duckdb")
             first_run = run(SYNC % API_KEY, base_url, project, database, "0")
             pairs.append((first_run["seconds"] / floor_run["seconds"], floor_run, first_run, database))

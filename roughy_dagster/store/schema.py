@@ -10,17 +10,7 @@ from .errors import RoughySchemaError
 
 SCHEMA = "roughy"
 
-MIGRATIONS: tuple[str, ...] = (
-    # version 1
-    """
-    CREATE SCHEMA IF NOT EXISTS roughy;
-    CREATE TABLE roughy.schema_version (
-        version INTEGER NOT NULL,
-        applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
-    );
-    CREATE SEQUENCE roughy.sync_id_seq START 1;
-    CREATE TABLE roughy.assets (
-        id UUID PRIMARY KEY,
+_ASSET_COLUMNS = """\
         project_id UUID NOT NULL,
         type VARCHAR,
         state VARCHAR NOT NULL
@@ -39,7 +29,21 @@ MIGRATIONS: tuple[str, ...] = (
         state_changed_at TIMESTAMPTZ NOT NULL,
         deleted_at TIMESTAMPTZ,
         last_sync_id BIGINT NOT NULL
+"""
+"""The columns of `roughy.assets` after `id` (unchanged since version 1)."""
+
+MIGRATIONS: tuple[str, ...] = (
+    # version 1
+    """
+    CREATE SCHEMA IF NOT EXISTS roughy;
+    CREATE TABLE roughy.schema_version (
+        version INTEGER NOT NULL,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
     );
+    CREATE SEQUENCE roughy.sync_id_seq START 1;
+    CREATE TABLE roughy.assets (
+        id UUID PRIMARY KEY,
+{columns}    );
     CREATE TABLE roughy.asset_events (
         sync_id BIGINT NOT NULL,
         project_id UUID NOT NULL,
@@ -72,7 +76,7 @@ MIGRATIONS: tuple[str, ...] = (
         verified BOOLEAN NOT NULL,
         unresolved INTEGER NOT NULL
     );
-    """,
+    """.replace("{columns}", _ASSET_COLUMNS),
     # version 2: what the example reaction jobs record
     """
     CREATE TABLE roughy.reactions (
@@ -91,29 +95,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE roughy.assets_v3 (
         id UUID NOT NULL,
-        project_id UUID NOT NULL,
-        type VARCHAR,
-        state VARCHAR NOT NULL
-            CHECK (state IN ('pending_upload', 'processing', 'pending_payment', 'ready', 'failed')),
-        extension VARCHAR,
-        size_bytes BIGINT,
-        content_type VARCHAR,
-        duration_seconds DECIMAL(38, 9),
-        language VARCHAR,
-        error_code VARCHAR,
-        error_message VARCHAR,
-        created_at TIMESTAMPTZ NOT NULL,
-        upload_url VARCHAR,
-        first_seen_at TIMESTAMPTZ NOT NULL,
-        last_seen_at TIMESTAMPTZ NOT NULL,
-        state_changed_at TIMESTAMPTZ NOT NULL,
-        deleted_at TIMESTAMPTZ,
-        last_sync_id BIGINT NOT NULL
-    );
+{columns}    );
     INSERT INTO roughy.assets_v3 SELECT * FROM roughy.assets;
     DROP TABLE roughy.assets;
     ALTER TABLE roughy.assets_v3 RENAME TO assets;
-    """,
+    """.replace("{columns}", _ASSET_COLUMNS),
 )
 
 CURRENT_VERSION = len(MIGRATIONS)
