@@ -25,6 +25,7 @@ def test_scaffolder_writes_a_starter_defs_yaml():
 
 def test_component_from_yaml_builds_the_same_definitions_and_syncs(emulator: Emulator, tmp_path, monkeypatch):
     monkeypatch.setenv("ROUGHY_CANARY_KEY_VAR", CANARY_KEY)
+    monkeypatch.setenv("ROUGHY_AUTOMATION_RUNNING", "1")  # the YAML's switches win over the environment
     project = emulator.world.projects[0]
     database = tmp_path / "component.duckdb"
     with create_defs_folder_sandbox() as sandbox:

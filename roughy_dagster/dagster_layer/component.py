@@ -95,10 +95,15 @@ class RoughyComponent(dg.Component, dg.Model, dg.Resolvable):
         return build_roughy_defs(
             settings,
             state_jobs=jobs or None,
-            schedule_status=dg.DefaultScheduleStatus.RUNNING if self.schedules_running else None,
+            schedule_status=_schedule_status(self.schedules_running),
             discovery_status=_sensor_status(self.discovery_sensor_running),
             state_sensor_status=_sensor_status(self.state_sensor_running),
         )
+
+
+def _schedule_status(running: bool) -> dg.DefaultScheduleStatus:
+    """Stated outright, like the sensors': a component reads its YAML, not `ROUGHY_AUTOMATION_RUNNING`."""
+    return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 
 def _sensor_status(running: bool) -> dg.DefaultSensorStatus:
