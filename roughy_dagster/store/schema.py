@@ -88,10 +88,10 @@ MIGRATIONS: tuple[str, ...] = (
         detail VARCHAR
     );
     """,
-    # version 3: `roughy.assets` without the primary-key index. The sync inserts only ids it has just
-    # checked against the table and checks, before every commit, that each id it wrote is there once
-    # (`store._check_ids_unique`); the ART index cost a first load a third of its write and is loaded in
-    # memory whenever the table is written. DuckDB cannot drop a constraint, so the table is rebuilt.
+    # version 3: `roughy.assets` without the primary-key index. Before every commit the sync checks that
+    # each id it wrote is on one row (`store._check_ids_unique`); the ART index cost a first load about a
+    # fifth of its write and is loaded in memory whenever the table is written. DuckDB cannot drop a
+    # constraint, so the table is rebuilt.
     """
     CREATE TABLE roughy.assets_v3 (
         id UUID NOT NULL,
