@@ -23,7 +23,16 @@ from .schema import check_readable, ensure_schema, first_row
 
 _GONE_SCHEMA = pa.schema([("id", pa.string()), ("observed_at", pa.timestamp("us", tz="UTC"))])
 
-_CLASSIFY = """
+_OBSERVED = """(
+    SELECT CAST(id AS UUID) AS id, CAST(project_id AS UUID) AS project_id, type, state, extension, size_bytes,
+        content_type, CAST(duration_seconds AS DECIMAL(38, 9)) AS duration_seconds, language, error_code,
+        error_message, created_at, upload_url, observed_at
+    FROM roughy_observation_arrow
+    WHERE NOT superseded
+)"""
+"""The observed rows that count (those no later sighting superseded), typed as `roughy.assets` stores them."""
+
+_CLASSIFY = f"""
 CREATE OR REPLACE TEMP TABLE roughy_classified AS
 SELECT o.*, a.state AS old_state,
     CASE
@@ -46,13 +55,7 @@ SELECT o.*, a.state AS old_state,
         THEN 'updated'
         ELSE 'unchanged'
     END AS kind
-FROM (
-    SELECT CAST(id AS UUID) AS id, CAST(project_id AS UUID) AS project_id, type, state, extension, size_bytes,
-        content_type, CAST(duration_seconds AS DECIMAL(38, 9)) AS duration_seconds, language, error_code,
-        error_message, created_at, upload_url, observed_at
-    FROM roughy_observation_arrow
-    WHERE NOT superseded
-) AS o
+FROM {_OBSERVED} AS o
 LEFT JOIN roughy.assets AS a ON a.id = o.id
 """
 
@@ -76,23 +79,19 @@ FROM roughy_classified AS c
 WHERE a.id = c.id AND c.kind IN ('revived', 'state_changed', 'updated', 'unchanged')
 """
 
-_INSERT_NEW = """
+_INSERT_APPEARED = """
 INSERT INTO roughy.assets
 SELECT id, project_id, type, state, extension, size_bytes, content_type, duration_seconds, language,
     error_code, error_message, created_at, upload_url, observed_at, observed_at, observed_at, NULL, $sync_id
-FROM roughy_classified WHERE kind = 'appeared'
+FROM {source}
 """
+"""Insert rows seen for the first time (first, last seen and state changed at their observation)."""
+
+_INSERT_NEW = _INSERT_APPEARED.format(source="roughy_classified WHERE kind = 'appeared'")
 
 _STORED_ROWS = "SELECT count(*) > 0 FROM roughy.assets WHERE project_id = ?"
 
-_INSERT_FIRST_LOAD = """
-INSERT INTO roughy.assets
-SELECT CAST(id AS UUID), CAST(project_id AS UUID), type, state, extension, size_bytes, content_type,
-    CAST(duration_seconds AS DECIMAL(38, 9)), language, error_code, error_message, created_at, upload_url,
-    observed_at, observed_at, observed_at, NULL, $sync_id
-FROM roughy_observation_arrow
-WHERE NOT superseded
-"""
+_INSERT_FIRST_LOAD = _INSERT_APPEARED.format(source=f"{_OBSERVED} AS o")
 
 _RECORD_FIRST_LOAD_EVENTS = """
 INSERT INTO roughy.asset_events
