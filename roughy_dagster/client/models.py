@@ -15,6 +15,8 @@ from typing import Annotated
 
 import msgspec
 
+from ..fields import check_fields
+
 
 class AssetState(StrEnum):
     """Lifecycle state of an asset; the order of the members is the order of the flow."""
@@ -72,6 +74,9 @@ class AssetSummary(msgspec.Struct, frozen=True, gc=False):
     error_code: str | None = None
     error_message: str | None = None
     upload_url: str | None = None
+
+
+check_fields("AssetSummary", AssetSummary.__struct_fields__)
 
 
 class AssetPage(msgspec.Struct, frozen=True, gc=False):

@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from ..client import AssetState, RoughyClient
+from ..fields import ASSET_FIELDS
 from ..project_sync import sync_project
 from ..store import AssetStore, SyncReport
 from .resource import RoughyResource
@@ -23,32 +24,15 @@ CHECK_FIELD_RULES = "per_state_field_rules"
 COLUMN_SCHEMA = dg.TableSchema(
     columns=[
         dg.TableColumn(
-            "id",
-            "UUID",
-            description="Stable asset id",
-            constraints=dg.TableColumnConstraints(nullable=False, unique=True),
-        ),
-        dg.TableColumn("project_id", "UUID", description="Owning project (the partition)"),
-        dg.TableColumn("type", "VARCHAR", description="audio | video; null before the first chunk"),
-        dg.TableColumn(
-            "state", "VARCHAR", description="pending_upload | processing | pending_payment | ready | failed"
-        ),
-        dg.TableColumn("extension", "VARCHAR"),
-        dg.TableColumn("size_bytes", "BIGINT"),
-        dg.TableColumn("content_type", "VARCHAR"),
-        dg.TableColumn("duration_seconds", "DECIMAL(38,9)"),
-        dg.TableColumn("language", "VARCHAR", description="ISO 639-1 hint; null = auto-detect"),
-        dg.TableColumn("error_code", "VARCHAR", description="Set only when failed"),
-        dg.TableColumn("error_message", "VARCHAR", description="Set only when failed"),
-        dg.TableColumn("created_at", "TIMESTAMPTZ"),
-        dg.TableColumn("upload_url", "VARCHAR", description="TUS URL, only while pending_upload"),
-        dg.TableColumn("first_seen_at", "TIMESTAMPTZ"),
-        dg.TableColumn("last_seen_at", "TIMESTAMPTZ"),
-        dg.TableColumn("state_changed_at", "TIMESTAMPTZ"),
-        dg.TableColumn("deleted_at", "TIMESTAMPTZ", description="Set when the asset left the listing"),
-        dg.TableColumn("last_sync_id", "BIGINT", description="roughy.sync_runs.sync_id that last wrote it"),
+            f.name,
+            f.duckdb_type,
+            description=f.description,
+            constraints=dg.TableColumnConstraints(nullable=f.nullable, unique=f.name == "id"),
+        )
+        for f in ASSET_FIELDS
     ]
 )
+"""The columns of `roughy.assets`, from `roughy_dagster.fields`."""
 
 # One query per rule: a row breaking the spec's per-state field rules is counted under its rule's name.
 FIELD_RULES: dict[str, str] = {

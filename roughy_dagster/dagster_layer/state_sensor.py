@@ -3,11 +3,13 @@
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import dagster as dg
 
 from ..client import AssetState, AssetSummary
+from ..fields import API_FIELD_NAMES, check_fields
 from ..sync.model import created_us
 from ..sync.watch import StateWatcher, WatchState, dumps, loads
 from .resource import RoughyResource
@@ -31,24 +33,23 @@ class RoughyAssetEvent(dg.Config):
     error_code: str | None = None
     error_message: str | None = None
     created_at: str = ""
+    upload_url: str | None = None
+
+
+check_fields("RoughyAssetEvent", RoughyAssetEvent.model_fields)
 
 
 def asset_event(asset: AssetSummary) -> dict[str, Any]:
-    """The run-config form of `RoughyAssetEvent` for an asset."""
-    return {
-        "id": asset.id,
-        "project_id": asset.project_id,
-        "state": asset.state.value,
-        "type": asset.type.value if asset.type else None,
-        "extension": asset.extension,
-        "size_bytes": asset.size_bytes,
-        "content_type": asset.content_type,
-        "duration_seconds": asset.duration_seconds,
-        "language": asset.language,
-        "error_code": asset.error_code,
-        "error_message": asset.error_message,
-        "created_at": asset.created_at.isoformat(),
-    }
+    """The run-config form of `RoughyAssetEvent` for an asset (every field of `roughy_dagster.fields`)."""
+    return {name: _config_value(getattr(asset, name)) for name in API_FIELD_NAMES}
+
+
+def _config_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
 
 
 def build_roughy_state_sensor(

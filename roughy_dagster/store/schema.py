@@ -6,31 +6,38 @@ from typing import Any
 
 import duckdb
 
+from ..client import AssetState
+from ..fields import ASSET_FIELDS, AssetField
 from .errors import RoughySchemaError
 
 SCHEMA = "roughy"
 
-_ASSET_COLUMNS = """\
-        project_id UUID NOT NULL,
-        type VARCHAR,
-        state VARCHAR NOT NULL
-            CHECK (state IN ('pending_upload', 'processing', 'pending_payment', 'ready', 'failed')),
-        extension VARCHAR,
-        size_bytes BIGINT,
-        content_type VARCHAR,
-        duration_seconds DECIMAL(38, 9),
-        language VARCHAR,
-        error_code VARCHAR,
-        error_message VARCHAR,
-        created_at TIMESTAMPTZ NOT NULL,
-        upload_url VARCHAR,
-        first_seen_at TIMESTAMPTZ NOT NULL,
-        last_seen_at TIMESTAMPTZ NOT NULL,
-        state_changed_at TIMESTAMPTZ NOT NULL,
-        deleted_at TIMESTAMPTZ,
-        last_sync_id BIGINT NOT NULL
-"""
-"""The columns of `roughy.assets` after `id` (unchanged since version 1)."""
+_CHECKS = {"state": f"CHECK (state IN ({', '.join(repr(state.value) for state in AssetState)}))"}
+"""Column constraints beyond nullability, by column name."""
+
+
+def column_definition(field: AssetField) -> str:
+    """The DDL of one `roughy.assets` column, e.g. `size_bytes BIGINT`."""
+    not_null = "" if field.nullable else " NOT NULL"
+    check = f" {_CHECKS[field.name]}" if field.name in _CHECKS else ""
+    return f"{field.name} {field.duckdb_type}{not_null}{check}"
+
+
+def asset_columns(up_to_version: int, *, leave_out: tuple[str, ...] = ()) -> str:
+    """The column definitions of `roughy.assets` as of a schema version (from `roughy_dagster.fields`)."""
+    return (
+        "".join(
+            f"        {column_definition(f)},\n"
+            for f in ASSET_FIELDS
+            if f.since_version <= up_to_version and f.name not in leave_out
+        ).removesuffix(",\n")
+        + "\n"
+    )
+
+
+def _column_list(up_to_version: int) -> str:
+    return ", ".join(f.name for f in ASSET_FIELDS if f.since_version <= up_to_version)
+
 
 MIGRATIONS: tuple[str, ...] = (
     # version 1
@@ -76,7 +83,7 @@ MIGRATIONS: tuple[str, ...] = (
         verified BOOLEAN NOT NULL,
         unresolved INTEGER NOT NULL
     );
-    """.replace("{columns}", _ASSET_COLUMNS),
+    """.replace("{columns}", asset_columns(1, leave_out=("id",))),
     # version 2: what the example reaction jobs record
     """
     CREATE TABLE roughy.reactions (
@@ -94,12 +101,11 @@ MIGRATIONS: tuple[str, ...] = (
     # constraint, so the table is rebuilt.
     """
     CREATE TABLE roughy.assets_v3 (
-        id UUID NOT NULL,
 {columns}    );
-    INSERT INTO roughy.assets_v3 SELECT * FROM roughy.assets;
+    INSERT INTO roughy.assets_v3 ({names}) SELECT {names} FROM roughy.assets;
     DROP TABLE roughy.assets;
     ALTER TABLE roughy.assets_v3 RENAME TO assets;
-    """.replace("{columns}", _ASSET_COLUMNS),
+    """.replace("{columns}", asset_columns(3)).replace("{names}", _column_list(3)),
 )
 
 CURRENT_VERSION = len(MIGRATIONS)

@@ -18,15 +18,14 @@ import pyarrow as pa
 
 from ..client import AssetState
 from ..sync.model import LocalAsset, LocalSnapshot, RemoteObservation
+from .columns import OBSERVED_COLUMNS, changed, insert_select, set_api_fields
 from .errors import RoughyStoreError, RoughyStoreLockedError
 from .schema import check_readable, ensure_schema, first_row
 
 _GONE_SCHEMA = pa.schema([("id", pa.string()), ("observed_at", pa.timestamp("us", tz="UTC"))])
 
-_OBSERVED = """(
-    SELECT CAST(id AS UUID) AS id, CAST(project_id AS UUID) AS project_id, type, state, extension, size_bytes,
-        content_type, CAST(duration_seconds AS DECIMAL(38, 9)) AS duration_seconds, language, error_code,
-        error_message, created_at, upload_url, observed_at
+_OBSERVED = f"""(
+    SELECT {OBSERVED_COLUMNS}, observed_at
     FROM roughy_observation_arrow
     WHERE NOT superseded
 )"""
@@ -41,17 +40,7 @@ SELECT o.*, a.state AS old_state,
         WHEN a.deleted_at IS NOT NULL
             THEN CASE WHEN o.observed_at > a.deleted_at THEN 'revived' ELSE 'stale' END
         WHEN a.state <> o.state THEN 'state_changed'
-        WHEN a.type IS DISTINCT FROM o.type
-            OR a.extension IS DISTINCT FROM o.extension
-            OR a.size_bytes IS DISTINCT FROM o.size_bytes
-            OR a.content_type IS DISTINCT FROM o.content_type
-            OR a.duration_seconds IS DISTINCT FROM o.duration_seconds
-            OR a.language IS DISTINCT FROM o.language
-            OR a.error_code IS DISTINCT FROM o.error_code
-            OR a.error_message IS DISTINCT FROM o.error_message
-            OR a.upload_url IS DISTINCT FROM o.upload_url
-            OR a.created_at IS DISTINCT FROM o.created_at
-            OR a.project_id IS DISTINCT FROM o.project_id
+        WHEN {changed("a", "o")}
         THEN 'updated'
         ELSE 'unchanged'
     END AS kind
@@ -60,18 +49,15 @@ LEFT JOIN roughy.assets AS a ON a.id = o.id
 """
 
 _RECORD_EVENTS = """
-INSERT INTO roughy.asset_events
+INSERT INTO roughy.asset_events (sync_id, project_id, asset_id, kind, old_state, new_state, observed_at)
 SELECT $sync_id, project_id, id, kind,
     CASE WHEN kind = 'appeared' THEN NULL ELSE old_state END, state, observed_at
 FROM roughy_classified WHERE kind IN ('appeared', 'revived', 'state_changed', 'updated')
 """
 
-_UPDATE_SEEN = """
+_UPDATE_SEEN = f"""
 UPDATE roughy.assets AS a SET
-    project_id = c.project_id, type = c.type, state = c.state, extension = c.extension,
-    size_bytes = c.size_bytes, content_type = c.content_type, duration_seconds = c.duration_seconds,
-    language = c.language, error_code = c.error_code, error_message = c.error_message,
-    created_at = c.created_at, upload_url = c.upload_url, last_seen_at = c.observed_at,
+    {set_api_fields("c")}, last_seen_at = c.observed_at,
     state_changed_at = CASE WHEN c.kind IN ('state_changed', 'revived') THEN c.observed_at
                             ELSE a.state_changed_at END,
     deleted_at = NULL, last_sync_id = $sync_id
@@ -79,11 +65,19 @@ FROM roughy_classified AS c
 WHERE a.id = c.id AND c.kind IN ('revived', 'state_changed', 'updated', 'unchanged')
 """
 
-_INSERT_APPEARED = """
-INSERT INTO roughy.assets
-SELECT id, project_id, type, state, extension, size_bytes, content_type, duration_seconds, language,
-    error_code, error_message, created_at, upload_url, observed_at, observed_at, observed_at, NULL, $sync_id
-FROM {source}
+_APPEARED_COLUMNS, _APPEARED_VALUES = insert_select(
+    {
+        "first_seen_at": "observed_at",
+        "last_seen_at": "observed_at",
+        "state_changed_at": "observed_at",
+        "deleted_at": "NULL",
+        "last_sync_id": "$sync_id",
+    }
+)
+_INSERT_APPEARED = f"""
+INSERT INTO roughy.assets ({_APPEARED_COLUMNS})
+SELECT {_APPEARED_VALUES}
+FROM {{source}}
 """
 """Insert rows seen for the first time (first, last seen and state changed at their observation)."""
 
@@ -94,7 +88,7 @@ _STORED_ROWS = "SELECT count(*) > 0 FROM roughy.assets WHERE project_id = ?"
 _INSERT_FIRST_LOAD = _INSERT_APPEARED.format(source=f"{_OBSERVED} AS o")
 
 _RECORD_FIRST_LOAD_EVENTS = """
-INSERT INTO roughy.asset_events
+INSERT INTO roughy.asset_events (sync_id, project_id, asset_id, kind, old_state, new_state, observed_at)
 SELECT $sync_id, project_id, id, 'appeared', NULL, state, first_seen_at
 FROM roughy.assets WHERE last_sync_id = $sync_id
 """
@@ -116,7 +110,7 @@ WHERE a.project_id = $project_id AND a.deleted_at IS NULL AND a.last_seen_at < g
 """
 
 _RECORD_DELETIONS = """
-INSERT INTO roughy.asset_events
+INSERT INTO roughy.asset_events (sync_id, project_id, asset_id, kind, old_state, new_state, observed_at)
 SELECT $sync_id, project_id, id, 'deleted', state, NULL, observed_at FROM roughy_gone
 """
 
@@ -364,12 +358,20 @@ def _report(
     )
 
 
+_SYNC_RUN_COLUMNS = (
+    "sync_id, project_id, mode, started_at, finished_at, requests, pages, retries, new_count, changed_count, "
+    "deleted_count, revived_count, unchanged_count, remote_pending_upload, remote_processing, "
+    "remote_pending_payment, remote_ready, remote_failed, live_rows, verified, unresolved"
+)
+
+
 def _record_sync_run(
     connection: duckdb.DuckDBPyConnection, report: SyncReport, observation: RemoteObservation
 ) -> None:
     totals = report.remote_totals
     connection.execute(
-        "INSERT INTO roughy.sync_runs VALUES (?, ?, ?, ?, current_timestamp, " + ", ".join(["?"] * 16) + ")",
+        f"INSERT INTO roughy.sync_runs ({_SYNC_RUN_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, current_timestamp, " + ", ".join(["?"] * 16) + ")",
         [
             report.sync_id,
             report.project_id,

@@ -13,25 +13,17 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from ..client import AssetSummary
+from ..fields import API_FIELDS, ArrowKind
+
+_ARROW_TYPES: dict[ArrowKind, pa.DataType] = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
 
 OBSERVATION_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("project_id", pa.string()),
-        ("type", pa.string()),
-        ("state", pa.string()),
-        ("extension", pa.string()),
-        ("size_bytes", pa.int64()),
-        ("content_type", pa.string()),
-        ("duration_seconds", pa.string()),
-        ("language", pa.string()),
-        ("error_code", pa.string()),
-        ("error_message", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("upload_url", pa.string()),
-        ("observed_at", pa.timestamp("us", tz="UTC")),
-        ("superseded", pa.bool_()),
-    ]
+    [(f.name, _ARROW_TYPES[f.arrow]) for f in API_FIELDS if f.arrow is not None]
+    + [("observed_at", _ARROW_TYPES["timestamp"]), ("superseded", pa.bool_())]
 )
 """One row per asset on each page read; `superseded` marks a row a later sighting of its asset replaced."""
 
