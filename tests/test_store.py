@@ -82,3 +82,54 @@ def test_the_snapshot_of_a_file_not_yet_made_creates_nothing(tmp_path):
     snapshot = AssetStore(database).load_snapshot("0190a0a0-0000-7000-8000-000000000002")
     assert snapshot.live == {} and snapshot.watermark_us is None
     assert not database.exists() and database.parent.is_dir()
+
+
+def test_a_column_an_analyst_added_survives_every_sync(emulator: Emulator, client: RoughyClient, tmp_path):
+    database = tmp_path / "roughy_assets.duckdb"
+    project = emulator.world.projects[0]
+    sync_project(client, database, project)
+    noted = truth(emulator.world, project)[-1]["id"]
+    with AssetStore(database).connect() as connection:
+        connection.execute("ALTER TABLE roughy.assets ADD COLUMN note VARCHAR")
+        connection.execute("CREATE INDEX by_note ON roughy.assets (note)")
+        connection.execute("UPDATE roughy.assets SET note = 'keep me' WHERE id = ?", [noted])
+    emulator.world.random_changes(40, project_id=project)
+    sync_project(client, database, project)
+    sync_project(client, database, emulator.world.projects[1])
+    sync_project(client, database, project, full_refresh=True)
+    assert stored_listing(database, project) == truth(emulator.world, project)
+    noted_rows = query(database, "SELECT CAST(id AS VARCHAR) FROM roughy.assets WHERE note IS NOT NULL")
+    assert noted_rows == [(noted,)]
+    assert query(database, "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'assets'") == [
+        ("by_note",)
+    ]
+
+
+def test_a_migration_keeps_the_columns_and_indexes_analysts_added(
+    emulator: Emulator, client: RoughyClient, tmp_path
+):
+    database = tmp_path / "old.duckdb"
+    connection = duckdb.connect(str(database))
+    for version, migration in enumerate(MIGRATIONS[:2], start=1):
+        connection.execute(migration)
+        connection.execute("INSERT INTO roughy.schema_version (version) VALUES (?)", [version])
+    connection.execute(
+        "INSERT INTO roughy.assets VALUES (?, ?, 'audio', 'ready', 'mp3', 10, 'audio/mpeg', 1.5, 'en', "
+        "NULL, NULL, now(), NULL, now(), now(), now(), NULL, 1)",
+        [HAND_WRITTEN_ID, HAND_WRITTEN_ID],
+    )
+    connection.execute("ALTER TABLE roughy.assets ADD COLUMN note VARCHAR DEFAULT 'none'")
+    connection.execute("UPDATE roughy.assets SET note = 'hand written'")
+    connection.execute("CREATE INDEX by_state ON roughy.assets (state, created_at)")
+    connection.execute("CREATE TABLE roughy.my_notes AS SELECT 1 AS n")
+    connection.close()
+    project = emulator.world.projects[0]
+    sync_project(client, database, project)
+    assert query(database, "SELECT max(version) FROM roughy.schema_version") == [(len(MIGRATIONS),)]
+    note = query(database, "SELECT note FROM roughy.assets WHERE id = ?", [HAND_WRITTEN_ID])
+    assert note == [("hand written",)]
+    assert query(database, "SELECT sql FROM duckdb_indexes() WHERE table_name = 'assets'") == [
+        ("CREATE INDEX by_state ON roughy.assets(state, created_at);",)
+    ]
+    assert query(database, "SELECT n FROM roughy.my_notes") == [(1,)]
+    assert stored_listing(database, project) == truth(emulator.world, project)

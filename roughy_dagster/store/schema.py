@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
 
 from ..client import AssetState
 from ..fields import ASSET_FIELDS, AssetField
+from .connection import rollback
 from .errors import RoughySchemaError
 
 SCHEMA = "roughy"
@@ -35,11 +38,64 @@ def asset_columns(up_to_version: int, *, leave_out: tuple[str, ...] = ()) -> str
     )
 
 
-def _column_list(up_to_version: int) -> str:
-    return ", ".join(f.name for f in ASSET_FIELDS if f.since_version <= up_to_version)
+def _user_indexes(connection: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """(name, CREATE statement) of each index on `roughy.<table>` (all are users': the code makes none)."""
+    return [
+        (str(name), str(sql))
+        for name, sql in connection.execute(
+            "SELECT index_name, sql FROM duckdb_indexes() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ? AND sql IS NOT NULL",
+            [SCHEMA, table],
+        ).fetchall()
+    ]
 
 
-MIGRATIONS: tuple[str, ...] = (
+@contextmanager
+def indexes_set_aside(connection: duckdb.DuckDBPyConnection, table: str) -> Iterator[None]:
+    """Drop the users' indexes on `roughy.<table>` for the block and create them again after it.
+
+    DuckDB refuses to alter a column of a table that has an index ("Cannot alter entry ... because there
+    are entries that depend on it") and drops a table's indexes with it; a migration keeps them this way.
+    """
+    indexes = _user_indexes(connection, table)
+    for name, _ in indexes:
+        connection.execute(f'DROP INDEX {SCHEMA}."{name}"')
+    yield
+    for _, sql in indexes:
+        connection.execute(sql)
+
+
+def rebuild_table(connection: duckdb.DuckDBPyConnection, table: str, columns: str) -> None:
+    """Replace `roughy.<table>` by one with the column definitions `columns`, keeping rows and user parts.
+
+    Columns of the old table that `columns` does not define (an analyst's `ALTER TABLE ... ADD COLUMN`)
+    are carried over with their type and values, after the defined ones; indexes are created again.
+    (DuckDB cannot drop or change a constraint in place, hence rebuilds.)
+    """
+    defined = [line.strip().split()[0] for line in columns.strip().rstrip(",").split(",\n")]
+    existing = connection.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
+        "ORDER BY column_index",
+        [SCHEMA, table],
+    ).fetchall()
+    kept = [name for name, _ in existing if name in defined]
+    added = [(name, kind) for name, kind in existing if name not in defined]
+    extra = "".join(f',\n        "{name}" {kind}' for name, kind in added)
+    names = ", ".join(f'"{name}"' for name in [*kept, *(name for name, _ in added)])
+    with indexes_set_aside(connection, table):
+        connection.execute(f"CREATE TABLE {SCHEMA}.{table}_rebuilt (\n{columns.rstrip()}{extra}\n)")
+        connection.execute(
+            f"INSERT INTO {SCHEMA}.{table}_rebuilt ({names}) SELECT {names} FROM {SCHEMA}.{table}"
+        )
+        connection.execute(f"DROP TABLE {SCHEMA}.{table}")
+        connection.execute(f"ALTER TABLE {SCHEMA}.{table}_rebuilt RENAME TO {table}")
+
+
+Migration = str | Callable[[duckdb.DuckDBPyConnection], None]
+"""SQL, or a function given the connection (inside the migration's transaction)."""
+
+MIGRATIONS: tuple[Migration, ...] = (
     # version 1
     """
     CREATE SCHEMA IF NOT EXISTS roughy;
@@ -99,13 +155,7 @@ MIGRATIONS: tuple[str, ...] = (
     # each id it wrote is on one row (`store._check_ids_unique`); the ART index cost a first load about a
     # fifth of its write and is loaded in memory whenever the table is written. DuckDB cannot drop a
     # constraint, so the table is rebuilt.
-    """
-    CREATE TABLE roughy.assets_v3 (
-{columns}    );
-    INSERT INTO roughy.assets_v3 ({names}) SELECT {names} FROM roughy.assets;
-    DROP TABLE roughy.assets;
-    ALTER TABLE roughy.assets_v3 RENAME TO assets;
-    """.replace("{columns}", asset_columns(3)).replace("{names}", _column_list(3)),
+    lambda connection: rebuild_table(connection, "assets", asset_columns(3)),
 )
 
 CURRENT_VERSION = len(MIGRATIONS)
@@ -117,26 +167,91 @@ def first_row(connection: duckdb.DuckDBPyConnection, sql: str, parameters: objec
     return tuple(rows[0]) if rows else ()
 
 
-def schema_version(connection: duckdb.DuckDBPyConnection) -> int:
-    """The schema version a file holds (0 for a file without the schema)."""
-    (exists,) = first_row(
-        connection,
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [SCHEMA, "schema_version"],
-    )
-    if not exists:
+def schema_version(connection: duckdb.DuckDBPyConnection, database: str = "") -> int:
+    """The schema version a file holds (0 for a file without a `roughy` schema).
+
+    Raises `RoughySchemaError` for a `roughy` schema this code did not make (tables but no readable
+    `roughy.schema_version`).
+    """
+    tables = _tables(connection)
+    if not tables:
         return 0
-    (version,) = first_row(connection, "SELECT max(version) FROM roughy.schema_version")
-    return int(version) if version is not None else 0
+    if "schema_version" not in tables:
+        raise _foreign(database, f"it has tables {', '.join(sorted(tables))} but no roughy.schema_version")
+    try:
+        (version,) = first_row(connection, "SELECT max(version) FROM roughy.schema_version")
+        return int(version) if version is not None else 0
+    except (duckdb.Error, TypeError, ValueError) as error:
+        raise _foreign(database, f"its roughy.schema_version is unreadable ({error})") from None
+
+
+def _tables(connection: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        str(name)
+        for (name,) in connection.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ?",
+            [SCHEMA],
+        ).fetchall()
+    }
+
+
+def _foreign(database: str, what: str) -> RoughySchemaError:
+    return RoughySchemaError(
+        f"{database} holds a `roughy` schema that roughy-dagster did not make or cannot use: {what}. "
+        "Point ROUGHY_DUCKDB_PATH at another file, or move that schema's tables out of the way "
+        "(the file was left as it was)"
+    )
+
+
+_STORE_TABLES = ("assets", "asset_events", "sync_runs")
+
+
+def check_shape(connection: duckdb.DuckDBPyConnection, database: str) -> None:
+    """Refuse a schema whose tables lack a column of `roughy_dagster.fields` or hold it as another type.
+
+    Columns and indexes the users added are fine; they are kept (every INSERT names its columns).
+    """
+    missing_tables = [t for t in _STORE_TABLES if t not in _tables(connection)]
+    if missing_tables:
+        raise _foreign(database, f"it lacks table(s) {', '.join('roughy.' + t for t in missing_tables)}")
+    found = dict(
+        connection.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = 'assets'",
+            [SCHEMA],
+        ).fetchall()
+    )
+    expected = _expected_types(connection)
+    wrong = [
+        f"{name} {'is missing' if name not in found else f'is {found[name]}, not {kind}'}"
+        for name, kind in expected.items()
+        if found.get(name) != kind
+    ]
+    if wrong:
+        raise _foreign(database, "in roughy.assets, " + "; ".join(wrong))
+
+
+_EXPECTED_TYPES: dict[str, str] = {}
+
+
+def _expected_types(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Each column's type as DuckDB names it (e.g. `TIMESTAMP WITH TIME ZONE`), asked once per process."""
+    if not _EXPECTED_TYPES:
+        casts = ", ".join(f"typeof(CAST(NULL AS {f.duckdb_type}))" for f in ASSET_FIELDS)
+        names = first_row(connection, f"SELECT {casts}")
+        _EXPECTED_TYPES.update({f.name: str(kind) for f, kind in zip(ASSET_FIELDS, names, strict=True)})
+    return _EXPECTED_TYPES
 
 
 def check_readable(connection: duckdb.DuckDBPyConnection, database: str) -> None:
-    """Refuse to read a file whose schema is missing or from a newer version, saying what to do."""
-    found = schema_version(connection)
+    """Refuse to read a file whose schema is missing, foreign or from a newer version, saying what to do."""
+    found = schema_version(connection, database)
     if found == 0:
         raise RoughySchemaError(f"{database} has no roughy schema yet: run a sync into it first")
     if found > CURRENT_VERSION:
         raise _newer_schema(database, found)
+    check_shape(connection, database)
 
 
 def _newer_schema(database: str, found: int) -> RoughySchemaError:
@@ -148,17 +263,23 @@ def _newer_schema(database: str, found: int) -> RoughySchemaError:
 
 def ensure_schema(connection: duckdb.DuckDBPyConnection, database: str) -> None:
     """Create or migrate the schema to the version this code knows; refuse a file from a newer version."""
-    found = schema_version(connection)
+    found = schema_version(connection, database)
     if found > CURRENT_VERSION:
         raise _newer_schema(database, found)
     if found == CURRENT_VERSION:
+        check_shape(connection, database)
         return
     connection.execute("BEGIN TRANSACTION")
     try:
         for version in range(found + 1, CURRENT_VERSION + 1):
-            connection.execute(MIGRATIONS[version - 1])
+            migration = MIGRATIONS[version - 1]
+            if callable(migration):
+                migration(connection)
+            else:
+                connection.execute(migration)
             connection.execute("INSERT INTO roughy.schema_version (version) VALUES (?)", [version])
+        check_shape(connection, database)
         connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        rollback(connection)
         raise

@@ -1,13 +1,13 @@
 """`AssetStore`: the DuckDB file of synced assets; reads a project's snapshot, writes a sync at once.
 
 DuckDB allows one writing process per file and a writer blocks readers elsewhere, so a connection is
-opened only for one read or one write and closed in `finally`.
+opened only for one read or one write and closed in `finally` (opening, locks and errors:
+`store.connection`).
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +19,8 @@ import pyarrow as pa
 from ..client import AssetState
 from ..sync.model import LocalAsset, LocalSnapshot, RemoteObservation
 from .columns import OBSERVED_COLUMNS, changed, insert_select, set_api_fields
-from .errors import RoughyStoreError, RoughyStoreLockedError
+from .connection import open_database, prepare_folder, rollback
+from .errors import RoughyStoreError
 from .schema import check_readable, ensure_schema, first_row
 
 _GONE_SCHEMA = pa.schema([("id", pa.string()), ("observed_at", pa.timestamp("us", tz="UTC"))])
@@ -155,66 +156,19 @@ class AssetStore:
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection with the schema in place, waiting a while for another writer's lock; closed after.
 
-        A read-only connection creates nothing: it needs a file that a sync has already written.
+        A read-only connection creates nothing: it needs a file that a sync has already written. Raises
+        `RoughyStoreLockedError` when the file stays locked, `RoughySchemaError` for a schema it cannot
+        use, `RoughyStoreError` for any other failure of DuckDB (a full disk, a damaged file), naming the
+        file and what to do (`store.connection`).
         """
-        connection = self._open(read_only)
-        try:
+        with open_database(
+            self.database, read_only=read_only, lock_wait_seconds=self.lock_wait_seconds
+        ) as connection:
             if read_only:
                 check_readable(connection, self.database)
             else:
                 ensure_schema(connection, self.database)
             yield connection
-        finally:
-            connection.close()
-
-    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        if read_only and not Path(self.database).exists():
-            raise RoughyStoreError(
-                f"DuckDB file {self.database} does not exist: materialize roughy/assets or run a sync first"
-            )
-        if self.database != ":memory:" and not read_only:
-            self._prepare_folder()
-        deadline = time.monotonic() + self.lock_wait_seconds
-        wait = 0.05
-        while True:
-            try:
-                return _attach(self.database, read_only)
-            except duckdb.IOException as error:
-                text = str(error)
-                if "lock" not in text.lower():
-                    raise RoughyStoreError(
-                        f"cannot open DuckDB file {self.database}: {text.splitlines()[0]}; "
-                        "check that the path is writable and is a DuckDB database (ROUGHY_DUCKDB_PATH)"
-                    ) from None
-                if time.monotonic() + wait > deadline:
-                    raise RoughyStoreLockedError(
-                        f"DuckDB file {self.database} is locked by another process "
-                        f"({_lock_holder(text)}) and stayed locked for {self.lock_wait_seconds:.0f} s: "
-                        "close other connections to it (DuckDB CLI, notebooks, a running sync), then retry. "
-                        "Nothing was written; the stored data is unchanged."
-                    ) from None
-                time.sleep(wait)
-                wait = min(wait * 2, 1.0)
-            except duckdb.Error as error:
-                raise RoughyStoreError(
-                    f"cannot open DuckDB file {self.database}: {str(error).splitlines()[0]}"
-                ) from None
-
-    def _prepare_folder(self) -> None:
-        """Create the file's folder if needed, and refuse one that cannot be written, saying what to do."""
-        parent = Path(self.database).expanduser().resolve().parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            problem = f"could not be created ({error.strerror})"
-        else:
-            if os.access(parent, os.W_OK):
-                return
-            problem = "is not writable"
-        raise RoughyStoreError(
-            f"cannot write DuckDB file {self.database}: its folder {parent} {problem}; "
-            "set ROUGHY_DUCKDB_PATH to a writable location"
-        )
 
     def load_snapshot(self, project_id: str) -> LocalSnapshot:
         """The live stored assets of a project and its watermark, as the sync engine needs them.
@@ -222,7 +176,7 @@ class AssetStore:
         A file that does not exist yet holds nothing: it is created by the write, not opened twice.
         """
         if self.database != ":memory:" and not Path(self.database).expanduser().exists():
-            self._prepare_folder()  # a folder that cannot be written fails now, before any request
+            prepare_folder(self.database)  # a folder that cannot be written fails now, before any request
             return LocalSnapshot()
         with self.connect() as connection:
             rows = connection.execute(
@@ -274,7 +228,7 @@ class AssetStore:
                 _record_sync_run(connection, report, observation)
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                rollback(connection)  # never hides the failure: after a failed COMMIT, nothing to undo
                 raise
         return report
 
@@ -391,30 +345,3 @@ def _record_sync_run(
             report.unresolved,
         ],
     )
-
-
-STORE_CATALOG = "roughy_store"
-
-
-def _attach(database: str, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Open the file under a fixed catalog name so `roughy.<table>` is never ambiguous.
-
-    DuckDB names a file's catalog after the file: in `roughy.duckdb`, `roughy.assets` would be ambiguous
-    between that catalog and the `roughy` schema.
-    """
-    connection = duckdb.connect()
-    try:
-        quoted = database.replace("'", "''")
-        mode = " (READ_ONLY)" if read_only else ""
-        connection.execute(f"ATTACH '{quoted}' AS {STORE_CATALOG}{mode}")
-        connection.execute(f"USE {STORE_CATALOG}")
-    except BaseException:
-        connection.close()
-        raise
-    return connection
-
-
-def _lock_holder(text: str) -> str:
-    """The part of DuckDB's lock message that names the holder, e.g. 'PID 1234'."""
-    marker = text.find("PID")
-    return text[marker:].split(")")[0].strip() if marker >= 0 else "holder unknown"

@@ -1,0 +1,195 @@
+"""Opening the DuckDB file: waiting for its lock (other processes, threads) and errors that say what to do.
+
+DuckDB lets one process write a file, and within a process a file attached twice fails at once ("Unique
+file handle conflict"). So every connection of this process to a file first takes that file's
+in-process lock (threads queue like processes do), and a holder outside the code's reach (another
+process, or a notebook's own `duckdb.connect` in this process) is waited for up to `lock_wait_seconds`,
+then reported. DuckDB failures (a full disk, a truncated or corrupt file, a WAL of another database)
+become `RoughyStoreError` naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import duckdb
+
+from .errors import RoughyStoreError, RoughyStoreLockedError
+
+STORE_CATALOG = "roughy_store"
+"""The catalog name the file is attached under, whatever the file is called."""
+
+UNCHANGED = "Nothing was written; the stored data is unchanged."
+
+_FILE_LOCKS: dict[str, threading.RLock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(database: str) -> threading.RLock:
+    """The in-process lock of one file (by its resolved path)."""
+    key = os.path.realpath(os.path.expanduser(database))
+    with _FILE_LOCKS_GUARD:
+        lock = _FILE_LOCKS.get(key)
+        if lock is None:
+            lock = _FILE_LOCKS[key] = threading.RLock()
+        return lock
+
+
+@contextmanager
+def open_database(
+    database: str, *, read_only: bool, lock_wait_seconds: float
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to `database` attached as `STORE_CATALOG`, closed after; DuckDB errors made clear.
+
+    Waits up to `lock_wait_seconds` for other threads of this process, then for other holders of the
+    file; raises `RoughyStoreLockedError` when it stays locked, `RoughyStoreError` for a file that
+    cannot be used (and, inside the block, for a full disk or a damaged file).
+    """
+    deadline = time.monotonic() + lock_wait_seconds
+    lock = None if database == ":memory:" else _file_lock(database)
+    if lock is not None and not lock.acquire(timeout=max(0.0, lock_wait_seconds)):
+        raise _locked(database, "another thread of this process", lock_wait_seconds)
+    try:
+        connection = _open(database, read_only, deadline, lock_wait_seconds)
+        try:
+            yield connection
+        except duckdb.Error as error:
+            raise store_error(database, error) from error
+        finally:
+            connection.close()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _open(
+    database: str, read_only: bool, deadline: float, lock_wait_seconds: float
+) -> duckdb.DuckDBPyConnection:
+    if read_only and not Path(database).exists():
+        raise RoughyStoreError(
+            f"DuckDB file {database} does not exist: materialize roughy/assets or run a sync first"
+        )
+    if database != ":memory:" and not read_only:
+        prepare_folder(database)
+    wait = 0.05
+    while True:
+        try:
+            return _attach(database, read_only)
+        except duckdb.Error as error:
+            holder = _holder(str(error))
+            if holder is None:
+                raise store_error(database, error, opening=True) from None
+            if time.monotonic() + wait > deadline:
+                raise _locked(database, holder, lock_wait_seconds) from None
+            time.sleep(wait)
+            wait = min(wait * 2, 1.0)
+
+
+def _attach(database: str, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file under a fixed catalog name so `roughy.<table>` is never ambiguous.
+
+    DuckDB names a file's catalog after the file: in `roughy.duckdb`, `roughy.assets` would be ambiguous
+    between that catalog and the `roughy` schema.
+    """
+    connection = duckdb.connect()
+    try:
+        quoted = database.replace("'", "''")
+        mode = " (READ_ONLY)" if read_only else ""
+        connection.execute(f"ATTACH '{quoted}' AS {STORE_CATALOG}{mode}")
+        connection.execute(f"USE {STORE_CATALOG}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _holder(text: str) -> str | None:
+    """Who holds the file, when DuckDB's message says it is held (None for any other failure)."""
+    if "unique file handle conflict" in text.lower():
+        return "another connection in this process (e.g. a notebook's duckdb.connect to the same file)"
+    if "could not set lock" not in text.lower() and "conflicting lock" not in text.lower():
+        return None
+    marker = text.find("PID")
+    return f"another process ({text[marker:].split(')')[0].strip()})" if marker >= 0 else "another process"
+
+
+def _locked(database: str, holder: str, waited: float) -> RoughyStoreLockedError:
+    return RoughyStoreLockedError(
+        f"DuckDB file {database} is locked by {holder} and stayed locked for {waited:.0f} s: close other "
+        f"connections to it (DuckDB CLI, notebooks, a running sync), then retry. {UNCHANGED}"
+    )
+
+
+def prepare_folder(database: str) -> None:
+    """Create the file's folder if needed, and refuse one that cannot be written, saying what to do."""
+    parent = Path(database).expanduser().resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        problem = f"could not be created ({error.strerror})"
+    else:
+        if os.access(parent, os.W_OK):
+            return
+        problem = "is not writable"
+    raise RoughyStoreError(
+        f"cannot write DuckDB file {database}: its folder {parent} {problem}; "
+        "set ROUGHY_DUCKDB_PATH to a writable location"
+    )
+
+
+_DISK_FULL = ("no space left on device", "disk full", "disk is full", "could not write", "file too large")
+_DAMAGED = (
+    "not a valid duckdb database file",
+    "could not read enough bytes",
+    "corrupt",
+    "checksum",
+    "block id",
+    "invalid block",
+    "serializ",
+)
+
+
+def store_error(database: str, error: BaseException, *, opening: bool = False) -> RoughyStoreError:
+    """A DuckDB failure as a `RoughyStoreError` that names the file, the cause and what to do."""
+    cause = " ".join(str(error).split())
+    lowered = cause.lower()
+    if "wal does not match" in lowered or ("replaying wal" in lowered and "corrupt" not in lowered):
+        return RoughyStoreError(
+            f"DuckDB file {database} cannot be opened: its write-ahead log {database}.wal belongs to another "
+            f"database or is damaged ({cause}). Move {database}.wal aside (with it, DuckDB may lose the "
+            f"last changes made to this file, which the next sync re-reads from the API), then retry. "
+            f"{UNCHANGED}"
+        )
+    if any(marker in lowered for marker in _DISK_FULL):
+        return RoughyStoreError(
+            f"cannot write DuckDB file {database}: the disk is full or refuses the write ({cause}). Free "
+            "space on that disk, or set ROUGHY_DUCKDB_PATH to a file on a larger one, then retry. "
+            + UNCHANGED
+        )
+    if any(marker in lowered for marker in _DAMAGED):
+        return RoughyStoreError(
+            f"DuckDB file {database} is damaged (truncated, corrupt, or not a DuckDB file: {cause}). Restore "
+            "it from a backup, or move it aside and sync again to rebuild it from the API (the history in "
+            "roughy.asset_events and first_seen_at starts again). The file was left as it was."
+        )
+    if opening:
+        return RoughyStoreError(
+            f"cannot open DuckDB file {database}: {cause}; check that the path is writable and is a DuckDB "
+            "database (ROUGHY_DUCKDB_PATH)"
+        )
+    return RoughyStoreError(f"DuckDB failed on file {database}: {cause}. {UNCHANGED}")
+
+
+def rollback(connection: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if DuckDB has not already aborted it.
+
+    After a failed COMMIT (e.g. a full disk) DuckDB has ended the transaction itself; a second error
+    from ROLLBACK would hide the first, which is the one the caller must see.
+    """
+    with suppress(duckdb.Error):
+        connection.execute("ROLLBACK")
