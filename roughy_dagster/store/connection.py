@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -88,6 +88,39 @@ def _open(
                 raise _locked(database, holder, lock_wait_seconds) from None
             time.sleep(wait)
             wait = min(wait * 2, 1.0)
+
+
+def create_whole(database: str, initialize: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Create a file that does not exist yet whole or not at all: nobody ever sees it half-made.
+
+    The file is made and `initialize`d (the schema) under a temporary name beside it, checkpointed, then
+    linked into place; if another process made the file meanwhile, theirs is kept. A process killed
+    midway leaves at most a `*.creating` file, never a file without its schema.
+    """
+    if database == ":memory:" or Path(database).exists():
+        return
+    prepare_folder(database)
+    partial = f"{database}.{os.getpid()}-{threading.get_ident()}.creating"
+    try:
+        connection = _attach(partial, read_only=False)
+        try:
+            initialize(connection)
+            connection.execute("CHECKPOINT")
+        finally:
+            connection.close()
+        try:
+            os.link(partial, database)
+        except FileExistsError:
+            pass  # another process made it first: theirs is used
+        except OSError:  # a file system without hard links
+            if not Path(database).exists():
+                os.replace(partial, database)
+    except duckdb.Error as error:
+        raise store_error(database, error) from error
+    finally:
+        for leftover in (partial, f"{partial}.wal"):
+            with suppress(FileNotFoundError):
+                os.unlink(leftover)
 
 
 def _attach(database: str, read_only: bool) -> duckdb.DuckDBPyConnection:

@@ -19,7 +19,7 @@ import pyarrow as pa
 from ..client import AssetState
 from ..sync.model import LocalAsset, LocalSnapshot, RemoteObservation
 from .columns import OBSERVED_COLUMNS, changed, insert_select, set_api_fields
-from .connection import open_database, prepare_folder, rollback
+from .connection import create_whole, open_database, prepare_folder, rollback
 from .errors import RoughyStoreError
 from .schema import check_readable, ensure_schema, first_row
 
@@ -161,6 +161,8 @@ class AssetStore:
         use, `RoughyStoreError` for any other failure of DuckDB (a full disk, a damaged file), naming the
         file and what to do (`store.connection`).
         """
+        if not read_only:
+            create_whole(self.database, lambda connection: ensure_schema(connection, self.database))
         with open_database(
             self.database, read_only=read_only, lock_wait_seconds=self.lock_wait_seconds
         ) as connection:
