@@ -1,13 +1,52 @@
 """The code location `dagster dev -w workspace.yaml` loads: the Roughy integration, set up from the env.
 
-Besides the sync (asset `roughy/assets`, its job, schedules and the project discovery sensor), two example
-reactions show what to do when an asset becomes ready or fails; `roughy_asset_state_sensor` launches them.
+Besides the sync (the tables `roughy/assets`, `roughy/asset_events`, `roughy/sync_runs`, their job,
+schedules and the project discovery sensor), two examples of building on it: a downstream asset (hours of
+ready media per project per day), and two reactions to an asset that becomes ready or fails, launched by
+`roughy_asset_state_sensor`.
 """
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from roughy_dagster import ROUGHY_POOL, RoughyAssetEvent, build_roughy_defs, record_reaction
+from roughy_dagster import ROUGHY_POOL, AssetStore, RoughyAssetEvent, build_roughy_defs, record_reaction
+
+
+@dg.asset(
+    key=["roughy_reports", "ready_media_hours_by_day"],
+    deps=[dg.AssetKey(["roughy", "assets"])],
+    group_name="roughy_reports",
+    kinds={"duckdb"},
+    pool=ROUGHY_POOL,
+    description="Hours of ready media per project and upload day (UTC), from roughy.assets.",
+)
+def ready_media_hours_by_day(duckdb: DuckDBResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    """An example downstream asset: a table `roughy_reports.ready_media_hours_by_day` in the same file."""
+    with AssetStore(duckdb.database).connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        connection.execute("CREATE SCHEMA IF NOT EXISTS roughy_reports")
+        connection.execute(
+            "CREATE OR REPLACE TABLE roughy_reports.ready_media_hours_by_day AS "
+            "SELECT project_id, CAST(created_at AS DATE) AS day, count(*) AS assets, "
+            "CAST(sum(duration_seconds) / 3600 AS DOUBLE) AS hours FROM roughy.assets "
+            "WHERE state = 'ready' AND deleted_at IS NULL GROUP BY ALL ORDER BY ALL"
+        )
+        (rows,) = connection.execute(
+            "SELECT count(*) FROM roughy_reports.ready_media_hours_by_day"
+        ).fetchall()[0]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": int(rows),
+            "dagster/table_name": "roughy_reports.ready_media_hours_by_day",
+            "dagster/column_lineage": dg.TableColumnLineage(
+                deps_by_column={
+                    "project_id": [dg.TableColumnDep(dg.AssetKey(["roughy", "assets"]), "project_id")],
+                    "day": [dg.TableColumnDep(dg.AssetKey(["roughy", "assets"]), "created_at")],
+                    "hours": [dg.TableColumnDep(dg.AssetKey(["roughy", "assets"]), "duration_seconds")],
+                }
+            ),
+        }
+    )
 
 
 @dg.op(pool=ROUGHY_POOL)
@@ -46,4 +85,7 @@ def roughy_asset_failed_job() -> None:
     handle_roughy_asset_failed.alias("handle_roughy_asset")()
 
 
-defs = build_roughy_defs(state_jobs={"ready": roughy_asset_ready_job, "failed": roughy_asset_failed_job})
+defs = dg.Definitions.merge(
+    build_roughy_defs(state_jobs={"ready": roughy_asset_ready_job, "failed": roughy_asset_failed_job}),
+    dg.Definitions(assets=[ready_media_hours_by_day]),
+)

@@ -51,13 +51,13 @@ ROUGHY_DAGSTER_SETUP = """
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 from roughy_dagster import RoughyResource
-from roughy_dagster.dagster_layer.assets import PROJECTS_NAME, roughy_assets
+from roughy_dagster.dagster_layer.assets import PROJECTS_NAME, roughy_sync_assets
 from roughy_dagster.store import AssetStore
 """
 ROUGHY_DAGSTER = """
 with dg.instance_for_test() as instance:
     instance.add_dynamic_partitions(PROJECTS_NAME, [project])
-    result = dg.materialize([roughy_assets], partition_key=project, instance=instance, resources={
+    result = dg.materialize([roughy_sync_assets], partition_key=project, instance=instance, resources={
         "roughy": RoughyResource(api_key=key, base_url=base), "duckdb": DuckDBResource(database=database)})
     assert result.success
 loaded = time.perf_counter()

@@ -56,6 +56,7 @@ __all__ = [
     "RoughyServerError",
     "RoughySettings",
     "RoughySyncConfig",
+    "RoughyTable",
     "RoughyValidationError",
     "SyncReport",
     "Timeouts",
@@ -63,27 +64,47 @@ __all__ = [
     "build_project_discovery_sensor",
     "build_roughy_assets",
     "build_roughy_defs",
+    "build_roughy_project_discovery_sensor",
     "build_roughy_state_sensor",
     "record_reaction",
+    "roughy_assets",
+    "roughy_project_partitions",
+    "roughy_projects_partitions_def",
     "sync_project",
 ]
 
 
 if TYPE_CHECKING:  # what the lazily imported names are, for type checkers
-    from .dagster_layer.assets import DagsterRoughyTranslator, RoughySyncConfig, build_roughy_assets
+    from .dagster_layer.assets import (
+        RoughySyncConfig,
+        build_roughy_assets,
+        roughy_assets,
+        roughy_project_partitions,
+        roughy_projects_partitions_def,
+    )
     from .dagster_layer.component import RoughyComponent
     from .dagster_layer.definitions import build_roughy_defs
     from .dagster_layer.reactions import ROUGHY_POOL, record_reaction
     from .dagster_layer.resource import RoughyResource
-    from .dagster_layer.scheduling import build_project_discovery_sensor
+    from .dagster_layer.scheduling import (
+        build_project_discovery_sensor,
+        build_roughy_project_discovery_sensor,
+    )
     from .dagster_layer.settings import RoughyConfigurationError, RoughySettings
     from .dagster_layer.state_sensor import RoughyAssetEvent, build_roughy_state_sensor
+    from .dagster_layer.tables import RoughyTable
+    from .dagster_layer.translator import DagsterRoughyTranslator
 
 _DAGSTER_NAMES = {
     "RoughyResource": "resource",
     "RoughyComponent": "component",
-    "DagsterRoughyTranslator": "assets",
+    "DagsterRoughyTranslator": "translator",
+    "RoughyTable": "tables",
     "build_roughy_assets": "assets",
+    "roughy_assets": "assets",
+    "roughy_project_partitions": "assets",
+    "roughy_projects_partitions_def": "assets",
+    "build_roughy_project_discovery_sensor": "scheduling",
     "RoughySyncConfig": "assets",
     "build_roughy_defs": "definitions",
     "RoughySettings": "settings",

@@ -8,6 +8,7 @@ import dagster as dg
 
 from .dagster_layer.assets import PROJECTS_NAME
 from .dagster_layer.definitions import build_roughy_defs
+from .dagster_layer.scheduling import partition_range_request
 from .dagster_layer.settings import RoughySettings
 from .store import AssetStore
 
@@ -27,9 +28,10 @@ def main() -> None:
         projects = instance.get_dynamic_partitions(PROJECTS_NAME)
         print(f"projects: {', '.join(projects)}")
         job = defs.resolve_job_def("roughy_sync_job")
-        for project in projects:
-            run = job.execute_in_process(partition_key=project, instance=instance)
-            print(f"synced {project}: {'ok' if run.success else 'FAILED'} (run {run.run_id})")
+        cycle = partition_range_request(projects, run_key=None)  # what a schedule tick launches
+        run = job.execute_in_process(instance=instance, tags=cycle.tags)
+        outcome = "ok" if run.success else "FAILED"
+        print(f"synced {len(projects)} projects in one run: {outcome} (run {run.run_id})")
     with AssetStore(settings.duckdb_path).connect(read_only=True) as connection:
         rows = connection.execute(
             "SELECT project_id, state, count(*) FROM roughy.assets WHERE deleted_at IS NULL "

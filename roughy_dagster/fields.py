@@ -3,7 +3,7 @@
 `GET /v1/assets` returns the `api` fields; the store adds its own bookkeeping (`store`). From this list
 come the Arrow observation schema (`sync.rows`), the DDL of `roughy.assets` and its migrations
 (`store.schema`), every INSERT/UPDATE column list and change comparison (`store.store`), the Dagster
-column-schema metadata (`dagster_layer.assets.COLUMN_SCHEMA`); the msgspec model `AssetSummary` and the
+column-schema metadata (`dagster_layer.tables.COLUMN_SCHEMA`); the msgspec model `AssetSummary` and the
 run config `RoughyAssetEvent` are checked against it when imported (`check_fields`). Adding a field is
 one line here (plus a migration that adds the column, see `store.schema`).
 

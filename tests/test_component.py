@@ -51,16 +51,14 @@ def test_component_from_yaml_builds_the_same_definitions_and_syncs(emulator: Emu
             repository = defs.get_repository_def()
             assert repository.has_job("roughy_sync_job") and repository.has_job("ready_job")
             status = {s.name: s.default_status for s in repository.sensor_defs}
-            assert status == {
-                "roughy_project_discovery_sensor": dg.DefaultSensorStatus.STOPPED,
-                "roughy_asset_state_sensor": dg.DefaultSensorStatus.RUNNING,
-            }
+            # configured projects are static partitions: nothing to discover
+            assert status == {"roughy_asset_state_sensor": dg.DefaultSensorStatus.RUNNING}
             assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in repository.schedule_defs)
-            with dg.instance_for_test() as instance:
-                instance.add_dynamic_partitions(PROJECTS_NAME, [project])
+            with dg.instance_for_test() as instance:  # configured projects: static partitions
                 result = defs.resolve_job_def("roughy_sync_job").execute_in_process(
                     partition_key=project, instance=instance
                 )
+                assert instance.get_dynamic_partitions(PROJECTS_NAME) == []
             assert result.success
     assert stored_listing(database, project) == truth(emulator.world, project)
 
@@ -78,3 +76,54 @@ def test_bad_attributes_fail_with_what_to_fix(attributes, message):
     component = RoughyComponent(**attributes)
     with pytest.raises(RoughyConfigurationError, match=message):
         component.build_defs(None)  # type: ignore[arg-type]
+
+
+def test_translation_block_renames_the_tables(emulator: Emulator, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROUGHY_CANARY_KEY_VAR", CANARY_KEY)
+    project = emulator.world.projects[1]
+    database = tmp_path / "translated.duckdb"
+    with create_defs_folder_sandbox() as sandbox:
+        path = sandbox.scaffold_component(
+            component_cls=RoughyComponent,
+            defs_yaml_contents={
+                "type": "roughy_dagster.components.RoughyComponent",
+                "attributes": {
+                    "api_key_env_var": "ROUGHY_CANARY_KEY_VAR",
+                    "base_url": emulator.base_url,
+                    "duckdb_path": str(database),
+                    "project_ids": [project],
+                    "translation": {
+                        "key": "media/roughy_{{ table.name }}",
+                        "group_name": "media",
+                        "tags": {"team": "video"},
+                    },
+                },
+            },
+        )
+        with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
+            keys = {
+                dg.AssetKey(["media", f"roughy_{name}"]) for name in ("assets", "asset_events", "sync_runs")
+            }
+            assets = defs.resolve_assets_def(dg.AssetKey(["media", "roughy_assets"]))
+            assert set(assets.keys) == keys
+            assert {assets.specs_by_key[key].group_name for key in keys} == {"media"}
+            assert all(assets.specs_by_key[key].tags["team"] == "video" for key in keys)
+            assert {check.asset_key for check in assets.check_specs} == {
+                dg.AssetKey(["media", "roughy_assets"])
+            }
+            with dg.instance_for_test() as instance:
+                result = defs.resolve_job_def("roughy_sync_job").execute_in_process(
+                    partition_key=project, instance=instance
+                )
+            assert result.success
+            assert {e.asset_key for e in result.get_asset_materialization_events()} == keys
+    assert stored_listing(database, project) == truth(emulator.world, project)
+
+
+def test_every_field_is_documented_and_has_a_real_default():
+    model = RoughyComponent.get_model_cls()
+    assert model is not None
+    schema = model.model_json_schema()  # what `dg utils inspect-component` prints
+    for name, field in schema["properties"].items():
+        assert field.get("description"), name
+        assert field.get("default") != "__DAGSTER_UNSET_DEFAULT__", name

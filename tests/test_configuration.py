@@ -11,7 +11,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from roughy_dagster import RoughyClient, RoughyResource, sync_project
-from roughy_dagster.dagster_layer.assets import PROJECTS, roughy_assets
+from roughy_dagster.dagster_layer.assets import PROJECTS, roughy_sync_assets
 from roughy_dagster.emulator import Emulator
 from roughy_dagster.store import AssetStore, RoughySchemaError, RoughyStoreError, RoughyStoreLockedError
 
@@ -33,7 +33,7 @@ def test_missing_api_key_is_named_at_run_time(emulator: Emulator, tmp_path, monk
         instance.add_dynamic_partitions(PROJECTS.name, [project])
         with pytest.raises(dg.DagsterInvalidConfigError) as caught:
             dg.materialize(
-                [roughy_assets],
+                [roughy_sync_assets],
                 partition_key=project,
                 instance=instance,
                 resources={

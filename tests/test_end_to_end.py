@@ -23,6 +23,7 @@ from .helpers import stored_listing, truth
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "roughy"
 REPOSITORY = "__repository__"
+TABLE_KEYS = [{"path": ["roughy", name]} for name in ("assets", "asset_events", "sync_runs")]
 
 REPOSITORY_QUERY = """
 { repositoriesOrError { __typename ... on RepositoryConnection { nodes {
@@ -214,7 +215,7 @@ def test_ui_materializes_partitions_and_sensors_fire(running):
                 "selector": {
                     **selector,
                     "jobName": "roughy_sync_job",
-                    "assetSelection": [{"path": ["roughy", "assets"]}],
+                    "assetSelection": TABLE_KEYS,
                 },
                 "executionMetadata": {"tags": [{"key": "dagster/partition", "value": project}]},
             }
@@ -263,10 +264,10 @@ def test_ui_materializes_partitions_and_sensors_fire(running):
     assert all(r["status"] == "SUCCESS" for r in runs), dagster.log.read_text()[-3000:]
     keys = sorted(next(t["value"] for t in r["tags"] if t["key"] == "dagster/run_key") for r in runs)
     assert keys == sorted([f"{became_ready.id}:ready", f"{processing}:failed"])
-    # A backfill of all 8 project partitions at once: the pool queues the DuckDB writers, none fails.
+    # A backfill of all 8 project partitions at once: one run (single-run backfill policy), no failure.
     backfill = dagster.query(
         BACKFILL,
-        {"params": {"assetSelection": [{"path": ["roughy", "assets"]}], "partitionNames": world.projects}},
+        {"params": {"assetSelection": TABLE_KEYS, "partitionNames": world.projects}},
     )["launchPartitionBackfill"]
     assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
     status = wait_for(

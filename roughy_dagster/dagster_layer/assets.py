@@ -1,40 +1,43 @@
-"""The `roughy/assets` software-defined asset: one DuckDB sync per project partition, with its checks."""
+"""The synced tables as Dagster assets: one multi-asset, partitioned by project, with its checks.
 
+`roughy/assets`, `roughy/asset_events` and `roughy/sync_runs` come from one op (`roughy_sync`), since one
+DuckDB transaction writes all three. It has a single-run backfill policy: a run for any set of project
+partitions (a schedule's cycle, a backfill, `--partition-range`) is one run doing one account sync, and
+records a materialization, with that project's figures, for every partition of every table.
+"""
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from ..client import AssetState, RoughyClient
-from ..fields import ASSET_FIELDS
 from ..project_sync import sync_project
 from ..store import AssetStore, SyncReport
 from .resource import RoughyResource
+from .tables import ASSETS_TABLE, COLUMN_SCHEMA, EVENTS_TABLE, SYNC_RUNS_TABLE, TABLES, RoughyTable
+from .translator import DagsterRoughyTranslator
 
 ASSETS_KEY = dg.AssetKey(["roughy", "assets"])
 PROJECTS_NAME = "roughy_projects"
 PROJECTS = dg.DynamicPartitionsDefinition(name=PROJECTS_NAME)
+"""The project partitions when projects are discovered: dynamic, named `roughy_projects`."""
+roughy_projects_partitions_def = PROJECTS
+"""Public name of `PROJECTS`: `DynamicPartitionsDefinition(name="roughy_projects")`."""
 POOL = "roughy_duckdb"
-TABLE_NAME = "roughy.assets"
+TABLE_NAME = ASSETS_TABLE.table_name
+SYNC_OP_NAME = "roughy_sync"
+TABLE_METADATA_KEY = "roughy/table"
+"""Definition metadata naming which table (`assets`, `asset_events`, `sync_runs`) an asset key holds."""
 
 CHECK_UNIQUE_IDS = "unique_ids"
 CHECK_MATCHES_REMOTE = "live_rows_match_remote_totals"
 CHECK_FIELD_RULES = "per_state_field_rules"
+MAX_LISTED_PROJECTS = 50
+"""A check's metadata lists at most this many failing projects (and counts the others)."""
 
-COLUMN_SCHEMA = dg.TableSchema(
-    columns=[
-        dg.TableColumn(
-            f.name,
-            f.duckdb_type,
-            description=f.description,
-            constraints=dg.TableColumnConstraints(nullable=f.nullable, unique=f.name == "id"),
-        )
-        for f in ASSET_FIELDS
-    ]
-)
-"""The columns of `roughy.assets`, from `roughy_dagster.fields`."""
-
-# One query per rule: a row breaking the spec's per-state field rules is counted under its rule's name.
+# One expression per rule: a row breaking the spec's per-state field rules is counted under its rule's name.
 FIELD_RULES: dict[str, str] = {
     "size_bytes null while pending_upload": "state = 'pending_upload' AND size_bytes IS NOT NULL",
     "duration null while pending_upload": "state = 'pending_upload' AND duration_seconds IS NOT NULL",
@@ -48,165 +51,253 @@ FIELD_RULES: dict[str, str] = {
     "size_bytes present after upload": "state <> 'pending_upload' AND size_bytes IS NULL",
 }
 
+__all__ = ["COLUMN_SCHEMA", "DagsterRoughyTranslator"]
+
+
+def roughy_project_partitions(project_ids: Sequence[str] = ()) -> dg.PartitionsDefinition:
+    """The project partitions: static over `project_ids` when given, else the dynamic `roughy_projects`.
+
+    Static partitions exist as soon as the code loads, so `dagster asset materialize --partition <id>` and
+    `dg launch` work on a fresh instance without a daemon; dynamic ones are added by
+    `roughy_project_discovery_sensor` (or `instance.add_dynamic_partitions("roughy_projects", [...])`).
+    """
+    return dg.StaticPartitionsDefinition(list(project_ids)) if project_ids else PROJECTS
+
 
 class RoughySyncConfig(dg.Config):
-    """Run configuration of a `roughy/assets` materialization."""
+    """Run configuration of a `roughy_sync` run."""
 
     full_refresh: bool = False
-    """Re-read every list of the project whole and confirm deletions (the reconcile safety net)."""
+    """Re-read every list of the projects whole and confirm deletions (the reconcile safety net)."""
 
 
-class DagsterRoughyTranslator:
-    """Decides how the synced table appears in Dagster; subclass it to rename the key, group or tags.
+def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The checks on the synced-assets table, evaluated after each sync on what it stored."""
+    return [
+        dg.AssetCheckSpec(CHECK_UNIQUE_IDS, asset=key, description="One row per asset id."),
+        dg.AssetCheckSpec(
+            CHECK_MATCHES_REMOTE,
+            asset=key,
+            description="Live rows per state equal the listing's totals that the sync read.",
+        ),
+        dg.AssetCheckSpec(CHECK_FIELD_RULES, asset=key, description="The spec's per-state field rules hold."),
+    ]
 
-    Like the translators of dagster-dlt, dagster-sling and dagster-fivetran: override `get_asset_spec`
-    and return `default.replace_attributes(...)` (or `merge_attributes(...)`).
+
+def table_specs(translator: DagsterRoughyTranslator | None = None) -> list[dg.AssetSpec]:
+    """The three tables' specs as the translator makes them, each marked with its table's name."""
+    translator = translator or DagsterRoughyTranslator()
+    specs = [
+        translator.get_asset_spec(table).merge_attributes(metadata={TABLE_METADATA_KEY: table.name})
+        for table in TABLES
+    ]
+    keys = [spec.key for spec in specs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(
+            f"the translator gave the tables {', '.join(k.to_user_string() for k in keys)}: each table needs "
+            "its own key (e.g. key=default.key.with_prefix(...) or key=[..., table.name])"
+        )
+    return specs
+
+
+def _key_of(specs: Sequence[dg.AssetSpec], table: RoughyTable) -> dg.AssetKey:
+    return next(spec.key for spec in specs if spec.metadata.get(TABLE_METADATA_KEY) == table.name)
+
+
+def roughy_assets(
+    *,
+    name: str = SYNC_OP_NAME,
+    translator: DagsterRoughyTranslator | None = None,
+    partitions_def: dg.PartitionsDefinition | None = PROJECTS,
+    pool: str | None = POOL,
+    backfill_policy: dg.BackfillPolicy | None = None,
+    op_tags: Mapping[str, Any] | None = None,
+    retry_policy: dg.RetryPolicy | None = None,
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """Decorate a function that syncs Roughy into DuckDB as the multi-asset of the three tables.
+
+    Like `@dlt_assets` and `@sling_assets`: the decorator sets the specs (from `translator`), the checks,
+    the project partitions, the single-run backfill policy and the DuckDB pool; the body does the work,
+    usually by delegating to the resource::
+
+        @roughy_assets(name="media_sync", translator=MyTranslator())
+        def media_sync(context: dg.AssetExecutionContext, roughy: RoughyResource, duckdb: DuckDBResource):
+            yield from roughy.sync_and_materialize(context, duckdb.database)
+
+    `partitions_def` is `roughy_project_partitions(...)` (the dynamic `roughy_projects` by default).
+    `backfill_policy` defaults to `BackfillPolicy.single_run()`: any set of partitions is one run.
+    """
+    specs = table_specs(translator)
+
+    def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
+        return dg.multi_asset(
+            name=name,
+            specs=specs,
+            check_specs=check_specs(_key_of(specs, ASSETS_TABLE)),
+            partitions_def=partitions_def,
+            backfill_policy=backfill_policy or dg.BackfillPolicy.single_run(),
+            pool=pool,
+            op_tags=op_tags,
+            retry_policy=retry_policy,
+            can_subset=True,
+            description="Sync Roughy projects into roughy.assets, roughy.asset_events and roughy.sync_runs.",
+        )(fn)
+
+    return decorate
+
+
+def build_roughy_assets(
+    translator: DagsterRoughyTranslator | None = None,
+    *,
+    partitions_def: dg.PartitionsDefinition | None = PROJECTS,
+    name: str = SYNC_OP_NAME,
+) -> dg.AssetsDefinition:
+    """The three synced tables as one multi-asset partitioned by project, with its checks.
+
+    `translator` renames keys, groups or tags (see `DagsterRoughyTranslator`); `partitions_def` is
+    `roughy_project_partitions(project_ids)`.
     """
 
-    def get_asset_spec(self, default: dg.AssetSpec) -> dg.AssetSpec:
-        """The spec of the synced-assets table; `default` is `roughy/assets` in group `roughy`."""
-        return default
-
-
-DEFAULT_ASSET_SPEC = dg.AssetSpec(
-    key=ASSETS_KEY,
-    group_name="roughy",
-    kinds={"duckdb", "roughy"},
-    description=(
-        "Every asset of every Roughy project, current and deleted, synced incrementally into the DuckDB "
-        "table roughy.assets (with roughy.asset_events and roughy.sync_runs). One partition per project."
-    ),
-)
-
-
-def build_roughy_assets(translator: DagsterRoughyTranslator | None = None) -> dg.AssetsDefinition:
-    """The synced-assets table as a software-defined asset partitioned by project, with its checks."""
-    spec = (translator or DagsterRoughyTranslator()).get_asset_spec(DEFAULT_ASSET_SPEC)
-    key = spec.key
-
-    @dg.asset(
-        key=key,
-        partitions_def=PROJECTS,
-        kinds=set(spec.kinds),
-        tags={name: value for name, value in spec.tags.items() if not name.startswith("dagster/kind/")},
-        metadata=dict(spec.metadata),
-        owners=list(spec.owners),
-        pool=POOL,
-        group_name=spec.group_name,
-        description=spec.description,
-        check_specs=[
-            dg.AssetCheckSpec(CHECK_UNIQUE_IDS, asset=key, description="One row per asset id."),
-            dg.AssetCheckSpec(
-                CHECK_MATCHES_REMOTE,
-                asset=key,
-                description="Live rows per state equal the listing's totals, read again after the write.",
-            ),
-            dg.AssetCheckSpec(
-                CHECK_FIELD_RULES, asset=key, description="The spec's per-state field rules hold."
-            ),
-        ],
-    )
-    def roughy_assets(
+    @roughy_assets(name=name, translator=translator, partitions_def=partitions_def)
+    def roughy_sync(
         context: dg.AssetExecutionContext,
         config: RoughySyncConfig,
         roughy: RoughyResource,
         duckdb: DuckDBResource,
-    ) -> dg.MaterializeResult:  # type: ignore[type-arg]  # Dagster reads this annotation at run time
-        """Sync one project's listing into DuckDB, then check what was stored."""
-        project_id = context.partition_key
-        with roughy.get_client() as client:
-            report = sync_project(client, duckdb.database, project_id, full_refresh=config.full_refresh)
-            context.log.info(
-                f"project {project_id}: {report.new} new, {report.changed} changed, "
-                f"{report.deleted} deleted, {report.requests} requests "
-                f"({report.mode}, verified={report.verified})"
-            )
-            remote_now = _remote_totals(client, project_id)
-        checks = run_checks(AssetStore(duckdb.database), project_id, remote_now)
-        return dg.MaterializeResult(
-            metadata=materialization_metadata(report, duckdb.database), check_results=checks
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
+        """Sync the run's project partitions into DuckDB in one account sync, then check what was stored."""
+        yield from sync_and_materialize(context, roughy, duckdb.database, full_refresh=config.full_refresh)
+
+    return roughy_sync
+
+
+roughy_sync_assets = build_roughy_assets()
+"""The multi-asset with the default translator and the dynamic `roughy_projects` partitions."""
+
+
+def _run_projects(context: dg.AssetExecutionContext) -> list[str]:
+    if not context.has_partition_key and not context.has_partition_key_range:
+        raise dg.Failure(
+            "roughy_sync needs project partitions: launch it for one or more projects (a partition, a "
+            "partition range or a backfill), or use the schedules"
         )
-
-    return roughy_assets
-
-
-roughy_assets = build_roughy_assets()
-"""The asset with the default translator (key `roughy/assets`)."""
+    return list(context.partition_keys)
 
 
-def _remote_totals(client: RoughyClient, project_id: str) -> dict[str, int]:
-    """The listing's total per state, one cheap request each."""
+def sync_projects(
+    client: RoughyClient, database: str, project_ids: Sequence[str], *, full_refresh: bool
+) -> dict[str, SyncReport]:
+    """Sync the given projects; their reports by project id."""
     return {
-        state.value: client.list_assets(project_id=project_id, state=state, limit=1).total
-        for state in AssetState
+        project: sync_project(client, database, project, full_refresh=full_refresh) for project in project_ids
     }
 
 
-def run_checks(
-    store: AssetStore, project_id: str, remote_totals: dict[str, int]
-) -> list[dg.AssetCheckResult]:
-    """The three partition checks, evaluated on the stored rows."""
-    with store.connect(read_only=True) as connection:
-        rows, distinct = connection.execute(
-            "SELECT count(*), count(DISTINCT id) FROM roughy.assets WHERE project_id = ?", [project_id]
-        ).fetchall()[0]
-        stored = dict(
-            connection.execute(
-                "SELECT state, count(*) FROM roughy.assets WHERE project_id = ? AND deleted_at IS NULL "
-                "GROUP BY state",
-                [project_id],
-            ).fetchall()
+def sync_and_materialize(
+    context: dg.AssetExecutionContext, roughy: RoughyResource, database: str, *, full_refresh: bool = False
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
+    """Sync the run's project partitions and yield what Dagster records: materializations and checks.
+
+    All three tables are written (one transaction); the run records those it selected. Each partition of
+    each recorded table gets its project's figures as metadata (`context.add_asset_metadata`),
+    so the UI shows every project's status even when one run synced hundreds. The checks compare the
+    stored rows with the totals the sync itself read: no request is made per project.
+    """
+    projects = _run_projects(context)
+    with roughy.get_client() as client:
+        reports = sync_projects(client, database, projects, full_refresh=full_refresh)
+    for project, report in reports.items():
+        context.log.info(
+            f"project {project}: {report.new} new, {report.changed} changed, {report.deleted} deleted, "
+            f"{report.requests} requests ({report.mode}, verified={report.verified})"
         )
-        broken = {
-            rule: connection.execute(
-                f"SELECT count(*) FROM roughy.assets WHERE project_id = ? AND deleted_at IS NULL AND ({sql})",
-                [project_id],
-            ).fetchall()[0][0]
-            for rule, sql in FIELD_RULES.items()
-        }
-    stored_counts = {state.value: int(stored.get(state.value, 0)) for state in AssetState}
-    mismatched = {
-        s: (stored_counts[s], remote_totals[s]) for s in remote_totals if stored_counts[s] != remote_totals[s]
-    }
-    violations = {rule: count for rule, count in broken.items() if count}
-    return [
-        dg.AssetCheckResult(
-            check_name=CHECK_UNIQUE_IDS,
-            passed=bool(rows == distinct),
-            metadata={"rows": int(rows), "distinct_ids": int(distinct)},
-        ),
-        dg.AssetCheckResult(
-            check_name=CHECK_MATCHES_REMOTE,
-            passed=not mismatched,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "stored_live_by_state": stored_counts,
-                "remote_totals_by_state": remote_totals,
-                "mismatched_states": {s: f"stored {a}, remote {b}" for s, (a, b) in mismatched.items()},
-            },
-            description=None
-            if not mismatched
-            else "The remote may have changed since the sync; the next one converges.",
-        ),
-        dg.AssetCheckResult(
-            check_name=CHECK_FIELD_RULES,
-            passed=not violations,
-            metadata={"violations": violations or {}},
-        ),
-    ]
+    specs = list(context.assets_def.specs)
+    keys = {table.name: _key_of(specs, table) for table in TABLES}
+    # One transaction writes all three tables; a run that selected some records those.
+    selected = {name: key for name, key in keys.items() if key in context.selected_asset_keys}
+    store = AssetStore(database)
+    for table_name, per_project in materialization_metadata(store, reports).items():
+        if table_name in selected:
+            for project, metadata in per_project.items():
+                context.add_asset_metadata(metadata, asset_key=selected[table_name], partition_key=project)
+    for key in selected.values():
+        yield dg.MaterializeResult(asset_key=key)
+    checked = {key.name for key in context.selected_asset_check_keys}
+    for result in run_checks(store, reports, asset_key=keys[ASSETS_TABLE.name]):
+        if result.check_name in checked:
+            yield result
 
 
-def materialization_metadata(report: SyncReport, database: str) -> dict[str, Any]:
-    """Dagster's table metadata plus the sync's own figures."""
-    with AssetStore(database).connect(read_only=True) as connection:
-        (total_rows,) = connection.execute(
+def _in_projects(column: str = "project_id") -> str:
+    return f"{column} IN (SELECT CAST(unnest(?::VARCHAR[]) AS UUID))"
+
+
+def materialization_metadata(
+    store: AssetStore, reports: Mapping[str, SyncReport]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Metadata per table, then per project: Dagster's table metadata plus the sync's own figures."""
+    projects = list(reports)
+    with store.connect(read_only=True) as connection:
+        (live_rows,) = connection.execute(
             "SELECT count(*) FROM roughy.assets WHERE deleted_at IS NULL"
         ).fetchall()[0]
+        (event_rows,) = connection.execute("SELECT count(*) FROM roughy.asset_events").fetchall()[0]
+        (sync_rows,) = connection.execute("SELECT count(*) FROM roughy.sync_runs").fetchall()[0]
+        events_by_project = dict(
+            connection.execute(
+                f"SELECT CAST(project_id AS VARCHAR), count(*) FROM roughy.asset_events "
+                f"WHERE {_in_projects()} GROUP BY ALL",
+                [projects],
+            ).fetchall()
+        )
+        syncs_by_project = dict(
+            connection.execute(
+                f"SELECT CAST(project_id AS VARCHAR), count(*) FROM roughy.sync_runs "
+                f"WHERE {_in_projects()} GROUP BY ALL",
+                [projects],
+            ).fetchall()
+        )
+    database = dg.MetadataValue.path(store.database)
     return {
-        "dagster/row_count": int(total_rows),
-        "dagster/partition_row_count": report.live_rows,
-        "dagster/table_name": TABLE_NAME,
-        "dagster/column_schema": COLUMN_SCHEMA,
+        ASSETS_TABLE.name: {
+            project: {
+                "dagster/row_count": int(live_rows),
+                "dagster/partition_row_count": report.live_rows,
+                "dagster/table_name": ASSETS_TABLE.table_name,
+                "dagster/column_schema": ASSETS_TABLE.column_schema,
+                **sync_figures(report),
+                "database": database,
+            }
+            for project, report in reports.items()
+        },
+        EVENTS_TABLE.name: {
+            project: {
+                "dagster/row_count": int(event_rows),
+                "dagster/partition_row_count": int(events_by_project.get(project, 0)),
+                "dagster/table_name": EVENTS_TABLE.table_name,
+                "dagster/column_schema": EVENTS_TABLE.column_schema,
+                "sync_id": report.sync_id,
+                "database": database,
+            }
+            for project, report in reports.items()
+        },
+        SYNC_RUNS_TABLE.name: {
+            project: {
+                "dagster/row_count": int(sync_rows),
+                "dagster/partition_row_count": int(syncs_by_project.get(project, 0)),
+                "dagster/table_name": SYNC_RUNS_TABLE.table_name,
+                "dagster/column_schema": SYNC_RUNS_TABLE.column_schema,
+                "sync_id": report.sync_id,
+                "database": database,
+            }
+            for project, report in reports.items()
+        },
+    }
+
+
+def sync_figures(report: SyncReport) -> dict[str, Any]:
+    """One project's sync as metadata: what changed, what it cost, whether the rows were proven equal."""
+    return {
         "counts_by_state": report.counts_by_state,
         "remote_totals": report.remote_totals,
         "new": report.new,
@@ -222,5 +313,88 @@ def materialization_metadata(report: SyncReport, database: str) -> dict[str, Any
         "verified": report.verified,
         "unresolved": report.unresolved,
         "sync_id": report.sync_id,
-        "database": dg.MetadataValue.path(database),
     }
+
+
+def _listed(failures: Mapping[str, Any]) -> dict[str, Any]:
+    """At most `MAX_LISTED_PROJECTS` failing projects, and how many were left out."""
+    listed = dict(list(failures.items())[:MAX_LISTED_PROJECTS])
+    if len(failures) > MAX_LISTED_PROJECTS:
+        listed["(more projects)"] = len(failures) - MAX_LISTED_PROJECTS
+    return listed
+
+
+def run_checks(
+    store: AssetStore, reports: Mapping[str, SyncReport], *, asset_key: dg.AssetKey = ASSETS_KEY
+) -> list[dg.AssetCheckResult]:
+    """The three checks over the synced projects: one query each, failing projects listed in metadata.
+
+    `live_rows_match_remote_totals` compares with the totals each sync read (`SyncReport.remote_totals`),
+    so it makes no request; a mismatch is a warning (the remote may have changed meanwhile).
+    """
+    projects = list(reports)
+    states = [state.value for state in AssetState]
+    with store.connect(read_only=True) as connection:
+        duplicated = {
+            project: {"rows": int(rows), "distinct_ids": int(distinct)}
+            for project, rows, distinct in connection.execute(
+                f"SELECT CAST(project_id AS VARCHAR), count(*), count(DISTINCT id) FROM roughy.assets "
+                f"WHERE {_in_projects()} GROUP BY ALL HAVING count(*) <> count(DISTINCT id)",
+                [projects],
+            ).fetchall()
+        }
+        stored: dict[str, dict[str, int]] = {project: dict.fromkeys(states, 0) for project in projects}
+        for project, state, count in connection.execute(
+            f"SELECT CAST(project_id AS VARCHAR), state, count(*) FROM roughy.assets "
+            f"WHERE {_in_projects()} AND deleted_at IS NULL GROUP BY ALL",
+            [projects],
+        ).fetchall():
+            stored[project][state] = int(count)
+        rule_counts = ", ".join(f"count(*) FILTER (WHERE {sql})" for sql in FIELD_RULES.values())
+        violations: dict[str, dict[str, int]] = {}
+        for project, *counts in connection.execute(
+            f"SELECT CAST(project_id AS VARCHAR), {rule_counts} FROM roughy.assets "
+            f"WHERE {_in_projects()} AND deleted_at IS NULL GROUP BY ALL",
+            [projects],
+        ).fetchall():
+            broken = {rule: int(n) for rule, n in zip(FIELD_RULES, counts, strict=True) if n}
+            if broken:
+                violations[project] = broken
+    mismatched: dict[str, dict[str, str]] = {}
+    for project, report in reports.items():
+        differing = {
+            state: f"stored {stored[project][state]}, remote {total}"
+            for state, total in report.remote_totals.items()
+            if stored[project].get(state, 0) != total
+        }
+        if differing:
+            mismatched[project] = differing
+    checked = {"projects_checked": len(projects)}
+    return [
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=CHECK_UNIQUE_IDS,
+            passed=not duplicated,
+            metadata={**checked, "projects_failing": len(duplicated), "duplicated": _listed(duplicated)},
+        ),
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=CHECK_MATCHES_REMOTE,
+            passed=not mismatched,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                **checked,
+                "projects_failing": len(mismatched),
+                "mismatched_states": _listed(mismatched),
+            },
+            description=None
+            if not mismatched
+            else "The remote may have changed during the sync; the next one converges.",
+        ),
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=CHECK_FIELD_RULES,
+            passed=not violations,
+            metadata={**checked, "projects_failing": len(violations), "violations": _listed(violations)},
+        ),
+    ]

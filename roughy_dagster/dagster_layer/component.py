@@ -3,10 +3,10 @@
 import importlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import dagster as dg
-from pydantic import Field
+from dagster.components.utils.translation import TranslationFn, TranslationFnResolver
 
 from ..client import DEFAULT_BASE_URL
 from ..client.client import validate_base_url
@@ -19,6 +19,8 @@ from .settings import (
     RoughySettings,
     parse_project_ids,
 )
+from .tables import RoughyTable
+from .translator import TranslationFnTranslator
 
 STARTER_ATTRIBUTES: dict[str, Any] = {
     "api_key_env_var": "ROUGHY_API_KEY",
@@ -32,6 +34,18 @@ STARTER_ATTRIBUTES: dict[str, Any] = {
     "state_sensor_running": False,
     "state_jobs": {},
 }
+
+
+def _translation_resolver() -> TranslationFnResolver[RoughyTable]:
+    """Dagster's `translation:` block, with the table as `{{ table }}` (`table.name`: assets, ...)."""
+    resolver = TranslationFnResolver[RoughyTable](
+        template_vars_for_translation_fn=lambda table: {"table": table}
+    )
+    resolver.description = (
+        "Asset attributes applied to each table's spec (key, key_prefix, group_name, tags, owners, "
+        "metadata, ...); `{{ table.name }}` is assets, asset_events or sync_runs, `{{ spec }}` the default."
+    )
+    return resolver
 
 
 class RoughyScaffolder(dg.Scaffolder):
@@ -50,21 +64,48 @@ class RoughyComponent(dg.Component, dg.Model, dg.Resolvable):
     it, read at run time. `state_jobs` maps a state to a job, as `"package.module:job_name"`.
     """
 
-    api_key_env_var: str = Field(
-        default="ROUGHY_API_KEY", description="Name of the env var with the API key."
-    )
-    base_url: str = Field(default=DEFAULT_BASE_URL, description="Roughy API base URL.")
-    duckdb_path: str = Field(default=DEFAULT_DUCKDB_PATH, description="The DuckDB file to sync into.")
-    project_ids: list[str] = Field(default_factory=list, description="Project UUIDs to sync and watch.")
-    sync_cron: str = Field(default=DEFAULT_SYNC_CRON, description="Cron of roughy_sync_schedule.")
-    reconcile_cron: str = Field(default=DEFAULT_RECONCILE_CRON, description="Cron of the full reconcile.")
-    schedules_running: bool = Field(default=False, description="Start the sync and reconcile schedules on.")
-    discovery_sensor_running: bool = Field(default=False, description="Start project discovery on.")
-    state_sensor_running: bool = Field(default=False, description="Start roughy_asset_state_sensor on.")
-    state_jobs: dict[str, str] = Field(
-        default_factory=dict,
-        description='Jobs reacting to a state, e.g. {"ready": "my_pkg.jobs:render_job"}.',
-    )
+    api_key_env_var: Annotated[
+        str,
+        dg.Resolver.default(
+            description="NAME of the environment variable holding the API key (the key never goes in YAML)."
+        ),
+    ] = "ROUGHY_API_KEY"
+    base_url: Annotated[
+        str, dg.Resolver.default(description="Roughy API base URL, without /v1 (e.g. staging, an emulator).")
+    ] = DEFAULT_BASE_URL
+    duckdb_path: Annotated[
+        str,
+        dg.Resolver.default(description="The DuckDB file to sync into (relative to the project root)."),
+    ] = DEFAULT_DUCKDB_PATH
+    project_ids: Annotated[
+        list[str] | None,
+        dg.Resolver.default(
+            description="Project UUIDs to sync and watch, as static partitions (no discovery). "
+            "Omit to discover every project of the account into the dynamic `roughy_projects` partitions."
+        ),
+    ] = None
+    sync_cron: Annotated[
+        str, dg.Resolver.default(description="Cron of roughy_sync_schedule (incremental, one run for all).")
+    ] = DEFAULT_SYNC_CRON
+    reconcile_cron: Annotated[
+        str, dg.Resolver.default(description="Cron of roughy_reconcile_schedule (every list re-read whole).")
+    ] = DEFAULT_RECONCILE_CRON
+    schedules_running: Annotated[
+        bool, dg.Resolver.default(description="Start the sync and reconcile schedules switched on.")
+    ] = False
+    discovery_sensor_running: Annotated[
+        bool, dg.Resolver.default(description="Start roughy_project_discovery_sensor switched on.")
+    ] = False
+    state_sensor_running: Annotated[
+        bool, dg.Resolver.default(description="Start roughy_asset_state_sensor switched on.")
+    ] = False
+    state_jobs: Annotated[
+        dict[str, str] | None,
+        dg.Resolver.default(
+            description='Jobs reacting to an asset entering a state, e.g. {ready: "my_pkg.jobs:render_job"}.'
+        ),
+    ] = None
+    translation: Annotated[TranslationFn[RoughyTable] | None, _translation_resolver()] = None
 
     def settings(self) -> RoughySettings:
         """The component's attributes as checked `RoughySettings`."""
@@ -80,7 +121,7 @@ class RoughyComponent(dg.Component, dg.Model, dg.Resolvable):
         return RoughySettings(
             base_url=base_url,
             duckdb_path=self.duckdb_path,
-            project_ids=parse_project_ids(",".join(self.project_ids)),
+            project_ids=parse_project_ids(",".join(self.project_ids or [])),
             sync_cron=self.sync_cron,
             reconcile_cron=self.reconcile_cron,
             api_key_env_var=self.api_key_env_var,
@@ -89,12 +130,13 @@ class RoughyComponent(dg.Component, dg.Model, dg.Resolvable):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """The same definitions as `definitions.py` builds, through `build_roughy_defs`."""
         settings = self.settings()
-        jobs = {state: _load_job(reference) for state, reference in self.state_jobs.items()}
+        jobs = {state: _load_job(reference) for state, reference in (self.state_jobs or {}).items()}
         if not Path(settings.duckdb_path).is_absolute():  # relative to the project, not to the cwd
             settings = replace(settings, duckdb_path=str(context.project_root / settings.duckdb_path))
         return build_roughy_defs(
             settings,
             state_jobs=jobs or None,
+            translator=TranslationFnTranslator(self.translation) if self.translation else None,
             schedule_status=_schedule_status(self.schedules_running),
             discovery_status=_sensor_status(self.discovery_sensor_running),
             state_sensor_status=_sensor_status(self.state_sensor_running),

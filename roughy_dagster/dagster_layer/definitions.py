@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from .assets import DagsterRoughyTranslator, build_roughy_assets, roughy_assets
+from .assets import PROJECTS, build_roughy_assets, roughy_project_partitions, roughy_sync_assets
 from .resource import RoughyResource
-from .scheduling import build_project_discovery_sensor, build_sync_job, build_sync_schedules
+from .scheduling import build_roughy_project_discovery_sensor, build_sync_job, build_sync_schedules
 from .settings import RoughySettings
 from .state_sensor import build_roughy_state_sensor
+from .translator import DagsterRoughyTranslator
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -31,7 +32,9 @@ def build_roughy_defs(
 ) -> dg.Definitions:
     """Definitions of the Roughy integration from settings (by default, from the environment).
 
-    `translator` renames the synced table's key, group or tags (see `DagsterRoughyTranslator`).
+    With `settings.project_ids` the project partitions are static (those projects, nothing discovered);
+    without, they are the dynamic `roughy_projects`, filled by `roughy_project_discovery_sensor`.
+    `translator` renames the tables' keys, group or tags (see `DagsterRoughyTranslator`).
     `state_jobs` maps lifecycle states to the jobs that react to an asset entering them (e.g.
     {"ready": render_job, "failed": alert_job}); it adds `roughy_asset_state_sensor`. Nothing here calls
     the network: the API key is read from its environment variable at run time.
@@ -43,26 +46,36 @@ def build_roughy_defs(
     sensor_default = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
     discovery_status = discovery_status or sensor_default
     state_sensor_status = state_sensor_status or sensor_default
-    assets = build_roughy_assets(translator) if translator is not None else roughy_assets
+    partitions_def = roughy_project_partitions(settings.project_ids)
+    if translator is None and partitions_def is PROJECTS:
+        assets = roughy_sync_assets
+    else:
+        assets = build_roughy_assets(translator, partitions_def=partitions_def)
     job = build_sync_job(assets)
+    discovery = (
+        [
+            build_roughy_project_discovery_sensor(
+                job,
+                minimum_interval_seconds=settings.discovery_interval_seconds,
+                default_status=discovery_status,
+            )
+        ]
+        if partitions_def is PROJECTS
+        else []
+    )
     return dg.Definitions(
         assets=[assets],
         jobs=[job, *{id(j): j for j in (state_jobs or {}).values()}.values(), *extra_jobs],
         schedules=build_sync_schedules(
             job,
-            configured_projects=settings.project_ids,
+            partitions_def=partitions_def,
             sync_cron=settings.sync_cron,
             reconcile_cron=settings.reconcile_cron,
             default_status=schedule_status,
             op_name=assets.op.name,
         ),
         sensors=[
-            build_project_discovery_sensor(
-                job,
-                configured_projects=settings.project_ids,
-                minimum_interval_seconds=settings.discovery_interval_seconds,
-                default_status=discovery_status,
-            ),
+            *discovery,
             *(
                 [
                     build_roughy_state_sensor(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import dagster as dg
 from pydantic import Field, field_validator
 
@@ -56,3 +58,14 @@ class RoughyResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 deadline_seconds=self.deadline_seconds,
             ),
         )
+
+    def sync_and_materialize(
+        self, context: dg.AssetExecutionContext, database: str, *, full_refresh: bool = False
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
+        """Sync the run's project partitions into `database`; yield the tables' materializations and checks.
+
+        For the body of a `@roughy_assets` function (as `dlt.run(context=context)` for `@dlt_assets`).
+        """
+        from .assets import sync_and_materialize
+
+        yield from sync_and_materialize(context, self, database, full_refresh=full_refresh)

@@ -4,14 +4,14 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from ..client import STATE_FLOW, RoughyClient
 from ..client.client import MAX_PAGE_SIZE
 from ..sync.model import created_us
-from .assets import PROJECTS, PROJECTS_NAME, roughy_assets
+from .assets import PROJECTS, PROJECTS_NAME, SYNC_OP_NAME, roughy_sync_assets
 from .resource import RoughyResource
 
 if TYPE_CHECKING:
@@ -20,37 +20,53 @@ if TYPE_CHECKING:
 SYNC_JOB_NAME = "roughy_sync_job"
 DISCOVERY_OVERLAP_US = 600 * 1_000_000
 DISCOVERY_TICK_BUDGET_SECONDS = 40.0
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+"""Dagster's tags for a run over a range of partitions (what a single-run backfill launches)."""
 
 
-def build_sync_job(assets: dg.AssetsDefinition = roughy_assets) -> "UnresolvedAssetJobDefinition":
-    """A job that syncs the project partitions of the synced-assets table it is launched for."""
+def build_sync_job(assets: dg.AssetsDefinition = roughy_sync_assets) -> "UnresolvedAssetJobDefinition":
+    """`roughy_sync_job`: the named job that syncs the project partitions it is launched for."""
     return dg.define_asset_job(
         SYNC_JOB_NAME,
-        selection=[assets],
-        partitions_def=PROJECTS,
-        description="Sync Roughy projects (one partition each) into DuckDB.",
+        selection=dg.AssetSelection.assets(assets) | dg.AssetSelection.checks_for_assets(assets),
+        description="Sync Roughy projects into DuckDB: any set of project partitions in one run.",
     )
 
 
-def known_projects(instance: dg.DagsterInstance, configured: Sequence[str]) -> list[str]:
-    """Every project partition, after adding the configured ones the instance does not know yet."""
-    present = instance.get_dynamic_partitions(PROJECTS_NAME)
-    missing = [project for project in configured if project not in present]
-    if missing:
-        instance.add_dynamic_partitions(PROJECTS_NAME, missing)
-    return [*present, *missing]
+def partition_range_request(
+    partition_keys: Sequence[str],
+    *,
+    run_key: str | None,
+    run_config: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> dg.RunRequest:
+    """One run request for the contiguous partitions `partition_keys` (in the definition's order)."""
+    return dg.RunRequest(
+        run_key=run_key,
+        run_config=run_config or {},
+        tags={
+            **(tags or {}),
+            PARTITION_RANGE_START_TAG: partition_keys[0],
+            PARTITION_RANGE_END_TAG: partition_keys[-1],
+        },
+    )
 
 
 def build_sync_schedules(
     job: "UnresolvedAssetJobDefinition",
     *,
-    configured_projects: Sequence[str],
+    partitions_def: dg.PartitionsDefinition = PROJECTS,
     sync_cron: str,
     reconcile_cron: str,
     default_status: dg.DefaultScheduleStatus = dg.DefaultScheduleStatus.STOPPED,
-    op_name: str = roughy_assets.op.name,
+    op_name: str = SYNC_OP_NAME,
 ) -> list[dg.ScheduleDefinition]:
-    """`roughy_sync_schedule` (incremental, every project) and `roughy_reconcile_schedule` (full re-read)."""
+    """`roughy_sync_schedule` (incremental) and `roughy_reconcile_schedule` (full re-read).
+
+    Each tick launches ONE run over every project partition (a partition range): one account sync,
+    and a materialization recorded per project partition.
+    """
 
     def project_schedule(name: str, cron: str, full_refresh: bool, description: str) -> dg.ScheduleDefinition:
         mode = "full" if full_refresh else "incremental"
@@ -58,19 +74,22 @@ def build_sync_schedules(
         @dg.schedule(
             name=name, cron_schedule=cron, job=job, default_status=default_status, description=description
         )
-        def evaluate(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        def evaluate(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+            keys = partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)
+            if not keys:
+                return dg.SkipReason(
+                    "no project partitions yet: set ROUGHY_PROJECT_IDS or let "
+                    "roughy_project_discovery_sensor add them"
+                )
             stamp = (
                 context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
             )
-            return [
-                dg.RunRequest(
-                    run_key=f"{name}:{project}:{stamp}",
-                    partition_key=project,
-                    run_config={"ops": {op_name: {"config": {"full_refresh": full_refresh}}}},
-                    tags={"roughy/project_id": project, "roughy/mode": mode},
-                )
-                for project in known_projects(context.instance, configured_projects)
-            ]
+            return partition_range_request(
+                keys,
+                run_key=f"{name}:{stamp}",
+                run_config={"ops": {op_name: {"config": {"full_refresh": full_refresh}}}},
+                tags={"roughy/mode": mode, "roughy/projects": str(len(keys))},
+            )
 
         return evaluate
 
@@ -79,13 +98,13 @@ def build_sync_schedules(
             "roughy_sync_schedule",
             sync_cron,
             False,
-            "Incrementally sync every known Roughy project into DuckDB.",
+            "Incrementally sync every Roughy project partition into DuckDB, in one run.",
         ),
         project_schedule(
             "roughy_reconcile_schedule",
             reconcile_cron,
             True,
-            "Safety net: re-read every project's listing whole and confirm deletions.",
+            "Safety net: re-read every project's listing whole and confirm deletions, in one run.",
         ),
     ]
 
@@ -114,15 +133,15 @@ class DiscoveryCursor:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def build_project_discovery_sensor(
+def build_roughy_project_discovery_sensor(
     job: "UnresolvedAssetJobDefinition",
     *,
-    configured_projects: Sequence[str] = (),
     minimum_interval_seconds: int = 300,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
     tick_budget_seconds: float = DISCOVERY_TICK_BUDGET_SECONDS,
 ) -> dg.SensorDefinition:
-    """`roughy_project_discovery_sensor`: add a partition (and run a first sync) for each new project.
+    """`roughy_project_discovery_sensor`: add a `roughy_projects` partition for each new project, and one
+    run that syncs the projects found in a tick (they are the last partitions, hence one range).
 
     The first ticks walk every state list of the whole account (resuming across ticks within the tick
     deadline); later ticks read only the heads, down to the newest asset seen minus an overlap.
@@ -139,7 +158,7 @@ def build_project_discovery_sensor(
         context: dg.SensorEvaluationContext, roughy: RoughyResource
     ) -> dg.SensorResult:
         cursor = DiscoveryCursor.parse(context.cursor)
-        found: set[str] = set(configured_projects)
+        found: set[str] = set()
         deadline = time.monotonic() + tick_budget_seconds
         with roughy.get_client() as client:
             if cursor.watermark_us is None:
@@ -150,13 +169,14 @@ def build_project_discovery_sensor(
         new = sorted(found - present)
         return dg.SensorResult(
             run_requests=[
-                dg.RunRequest(
-                    run_key=f"discovered:{project}",
-                    partition_key=project,
-                    tags={"roughy/project_id": project},
+                partition_range_request(
+                    new,
+                    run_key=f"discovered:{new[0]}:{new[-1]}:{len(new)}",
+                    tags={"roughy/projects": str(len(new))},
                 )
-                for project in new
-            ],
+            ]
+            if new
+            else [],
             dynamic_partitions_requests=[PROJECTS.build_add_request(new)] if new else [],
             cursor=cursor.dump(),
         )
@@ -198,3 +218,7 @@ def _read_heads(client: RoughyClient, cursor: DiscoveryCursor, found: set[str]) 
             if not page.items or offset >= page.total or created_us(page.items[-1].created_at) < stop_below:
                 break
     cursor.watermark_us = newest
+
+
+build_project_discovery_sensor = build_roughy_project_discovery_sensor
+"""The former name of `build_roughy_project_discovery_sensor`, kept as an alias."""
