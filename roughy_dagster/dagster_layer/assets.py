@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from ..client import AssetState, RoughyClient
 from ..project_sync import sync_project
 from ..store import AssetStore, SyncReport
+from .duckdb_resource import DuckDBDatabase
 from .resource import RoughyResource
 from .tables import ASSETS_TABLE, COLUMN_SCHEMA, EVENTS_TABLE, SYNC_RUNS_TABLE, TABLES, RoughyTable
 from .translator import DagsterRoughyTranslator
@@ -163,7 +163,7 @@ def build_roughy_assets(
         context: dg.AssetExecutionContext,
         config: RoughySyncConfig,
         roughy: RoughyResource,
-        duckdb: DuckDBResource,
+        duckdb: dg.ResourceParam[DuckDBDatabase],
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
         """Sync the run's project partitions into DuckDB in one account sync, then check what was stored."""
         yield from sync_and_materialize(context, roughy, duckdb.database, full_refresh=config.full_refresh)

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from .assets import PROJECTS, build_roughy_assets, roughy_project_partitions, roughy_sync_assets
+from .duckdb_resource import duckdb_resource
 from .resource import RoughyResource
 from .scheduling import build_roughy_project_discovery_sensor, build_sync_job, build_sync_schedules
 from .settings import RoughySettings
@@ -93,6 +93,6 @@ def build_roughy_defs(
         ],
         resources={
             "roughy": RoughyResource(api_key=dg.EnvVar(settings.api_key_env_var), base_url=settings.base_url),
-            "duckdb": DuckDBResource(database=settings.duckdb_path),
+            "duckdb": duckdb_resource(settings.duckdb_path),
         },
     )

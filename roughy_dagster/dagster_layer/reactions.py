@@ -1,15 +1,15 @@
 """Building blocks for jobs that react to an asset entering a state: record the reaction in DuckDB."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from ..store import AssetStore
 from .assets import POOL
+from .duckdb_resource import DuckDBDatabase
 from .state_sensor import RoughyAssetEvent
 
 
 def record_reaction(
-    context: dg.OpExecutionContext, duckdb: DuckDBResource, event: RoughyAssetEvent, detail: str
+    context: dg.OpExecutionContext, duckdb: DuckDBDatabase, event: RoughyAssetEvent, detail: str
 ) -> None:
     """Append a row to `roughy.reactions` (the DuckDB file's single writer is shared through the pool)."""
     with AssetStore(duckdb.database).connect() as connection:
