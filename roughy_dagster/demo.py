@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from .client import STATE_FLOW
 from .dagster_layer.assets import PROJECTS_NAME
 from .dagster_layer.definitions import build_roughy_defs
 from .dagster_layer.scheduling import partition_range_request
@@ -32,14 +33,44 @@ def main() -> None:
         run = job.execute_in_process(instance=instance, tags=cycle.tags)
         outcome = "ok" if run.success else "FAILED"
         print(f"synced {len(projects)} projects in one run: {outcome} (run {run.run_id})")
-    with AssetStore(settings.duckdb_path).connect(read_only=True) as connection:
-        rows = connection.execute(
-            "SELECT project_id, state, count(*) FROM roughy.assets WHERE deleted_at IS NULL "
-            "GROUP BY ALL ORDER BY 1, 2"
+    print(f"\nroughy.assets in {os.path.abspath(settings.duckdb_path)}: live assets per project and state\n")
+    print(summary_table(settings.duckdb_path))
+
+
+def summary_table(database: str) -> str:
+    """Live assets per project (rows) and state (columns), with totals and each project's last sync."""
+    states = [state.value for state in STATE_FLOW]
+    with AssetStore(database).connect(read_only=True) as connection:
+        counts = connection.execute(
+            "SELECT CAST(project_id AS VARCHAR), state, count(*) FROM roughy.assets "
+            "WHERE deleted_at IS NULL GROUP BY ALL"
         ).fetchall()
-    print(f"\nroughy.assets in {os.path.abspath(settings.duckdb_path)}:")
-    for project_id, state, count in rows:
-        print(f"  {project_id}  {state:<16} {count:>6}")
+        last_sync = dict(
+            connection.execute(
+                "SELECT CAST(project_id AS VARCHAR), "
+                "arg_max(mode || ', ' || requests || ' requests', sync_id) FROM roughy.sync_runs GROUP BY ALL"
+            ).fetchall()
+        )
+    table: dict[str, dict[str, int]] = {}
+    for project, state, count in counts:
+        table.setdefault(project, dict.fromkeys(states, 0))[state] = int(count)
+    header = ["project", *states, "total", "last sync"]
+    rows = [
+        [project, *map(str, by_state.values()), str(sum(by_state.values())), last_sync.get(project, "")]
+        for project, by_state in sorted(table.items())
+    ]
+    totals = [sum(by_state[state] for by_state in table.values()) for state in states]
+    rows.append(["all projects", *map(str, totals), str(sum(totals)), ""])
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i in (0, len(cells) - 1) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *map(line, rows[:-1]), rule, line(rows[-1])])
 
 
 if __name__ == "__main__":

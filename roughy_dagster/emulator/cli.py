@@ -14,7 +14,9 @@ from .world import World
 def build_parser() -> argparse.ArgumentParser:
     """The command line of `roughy-emulator`."""
     parser = argparse.ArgumentParser(
-        prog="roughy-emulator", description="Serve an emulated Roughy GET /v1/assets on localhost."
+        prog="roughy-emulator",
+        description="Serve an emulated Roughy GET /v1/assets on localhost.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,  # --help shows every default
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the world (same seed, same world)")
     parser.add_argument("--projects", type=int, default=3, help="number of projects")
