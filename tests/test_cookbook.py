@@ -38,6 +38,8 @@ def test_cookbook_queries_answer_right(tmp_path):
     assert len(queries) == 5
     world = World.seeded(seed=23, projects=3, assets_per_project=120)
     database = tmp_path / "cookbook.duckdb"
+    for index in range(6):
+        world.add_asset(world.projects[index % 3], state="processing")
     with Emulator(world, api_key=CANARY_KEY) as emulator:
         with RoughyClient(CANARY_KEY, emulator.base_url) as client:
             for project in world.projects:

@@ -49,12 +49,8 @@ def test_cli_materializes_a_partition_on_a_fresh_instance(emulator: Emulator, tm
     }
     (tmp_path / "home").mkdir()
     dagster = str(Path(sys.executable).with_name("dagster"))
-    cli(
-        [dagster, "asset", "materialize", "-f", str(REPO / "definitions.py")]
-        + ["--select", "roughy/assets", "--partition", first],
-        env,
-        tmp_path,
-    )
+    materialize = [dagster, "asset", "materialize", "-f", str(REPO / "definitions.py")]
+    cli([*materialize, "--select", "roughy/assets", "--partition", first], env, tmp_path)
     assert stored_listing(database, first) == truth(emulator.world, first)
     assert query(database, "SELECT count(*) FROM roughy.sync_runs WHERE project_id = ?", [second]) == [(0,)]
 
