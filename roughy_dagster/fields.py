@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Origin = Literal["api", "store"]
+Origin = Literal["api", "sync", "store"]
 ArrowKind = Literal["string", "int64", "timestamp"]
 
 
@@ -28,11 +28,12 @@ class AssetField:
     duckdb_type: str
     """The column's type as DDL writes it, e.g. `DECIMAL(38, 9)`."""
     origin: Origin
-    """`api`: a field of the listing, carried by the sync as Arrow; `store`: written by the store itself."""
+    """`api`: a field of the listing; `sync`: derived by the sync from the listing's fields (both carried
+    in the sync's Arrow rows); `store`: written by the store itself."""
     nullable: bool
     description: str
     arrow: ArrowKind | None = None
-    """How the sync's Arrow rows carry an `api` field (cast to `duckdb_type` when written)."""
+    """How the sync's Arrow rows carry an `api` or `sync` field (cast to `duckdb_type` when written)."""
     since_version: int = 1
     """The `roughy` schema version whose migration added the column."""
 
@@ -70,6 +71,16 @@ ASSET_FIELDS: tuple[AssetField, ...] = (
     AssetField("state_changed_at", "TIMESTAMPTZ", "store", False, "When a sync saw the state change"),
     AssetField("deleted_at", "TIMESTAMPTZ", "store", True, "Set when the asset left the listing"),
     AssetField("last_sync_id", "BIGINT", "store", False, "roughy.sync_runs.sync_id that last wrote the row"),
+    AssetField(
+        "unfit_values",
+        "VARCHAR",
+        "sync",
+        True,
+        "The API's values that their typed column cannot hold exactly (that column is then null), as a "
+        'JSON object of text by field, e.g. {"duration_seconds": "0.0000000001"}; null when all fit',
+        "string",
+        since_version=4,
+    ),
 )
 """Every column of `roughy.assets`, in table order."""
 
@@ -77,6 +88,8 @@ FIELDS_BY_NAME: dict[str, AssetField] = {f.name: f for f in ASSET_FIELDS}
 API_FIELDS: tuple[AssetField, ...] = tuple(f for f in ASSET_FIELDS if f.origin == "api")
 """The fields of an asset in `GET /v1/assets`, in the spec's order."""
 API_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in API_FIELDS)
+OBSERVED_FIELDS: tuple[AssetField, ...] = tuple(f for f in ASSET_FIELDS if f.arrow is not None)
+"""The fields the sync's Arrow rows carry: the API's, then those the sync derives from them."""
 COLUMN_NAMES: tuple[str, ...] = tuple(f.name for f in ASSET_FIELDS)
 
 

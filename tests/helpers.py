@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -41,15 +42,22 @@ def stored_listing(database: Path | str, project_id: str, *, state: str | None =
         connection.execute("SET TimeZone = 'UTC'")
         sql = (
             "SELECT id, project_id, type, state, extension, size_bytes, content_type, duration_seconds, "
-            "language, error_code, error_message, strftime(created_at, '%Y-%m-%dT%H:%M:%S.%fZ'), upload_url "
-            "FROM roughy.assets WHERE project_id = ? AND deleted_at IS NULL"
+            "language, error_code, error_message, strftime(created_at, '%Y-%m-%dT%H:%M:%S.%fZ'), upload_url, "
+            "unfit_values FROM roughy.assets WHERE project_id = ? AND deleted_at IS NULL"
         )
         parameters: list[object] = [project_id]
         if state:
             sql += " AND state = ?"
             parameters.append(state)
         rows = connection.execute(sql + " ORDER BY created_at DESC, id DESC", parameters).fetchall()
-    return [normalized(dict(zip(API_FIELDS, row, strict=True))) for row in rows]
+    return [normalized(exact(dict(zip((*API_FIELDS, "unfit_values"), row, strict=True)))) for row in rows]
+
+
+def exact(row: dict) -> dict:
+    """A stored row with the values its columns could not hold put back from `unfit_values`."""
+    for name, text in json.loads(row.pop("unfit_values") or "{}").items():
+        row[name] = int(text) if name == "size_bytes" else text
+    return row
 
 
 def truth(world, project_id: str, *, state: str | None = None) -> list[dict]:

@@ -12,7 +12,7 @@ import roughy_dagster
 from roughy_dagster.client import AssetSummary
 from roughy_dagster.dagster_layer.assets import COLUMN_SCHEMA
 from roughy_dagster.dagster_layer.state_sensor import RoughyAssetEvent
-from roughy_dagster.fields import API_FIELD_NAMES, ASSET_FIELDS, check_fields
+from roughy_dagster.fields import API_FIELD_NAMES, ASSET_FIELDS, OBSERVED_FIELDS, check_fields
 from roughy_dagster.store import AssetStore
 from roughy_dagster.store.schema import MIGRATIONS, column_definition
 from roughy_dagster.sync.rows import OBSERVATION_SCHEMA
@@ -47,8 +47,10 @@ def test_a_class_missing_a_field_fails_at_import_naming_it():
         check_fields("Model", [*API_FIELD_NAMES[:-1], "note"])
 
 
-def test_the_arrow_rows_carry_the_api_fields():
-    assert OBSERVATION_SCHEMA.names == [*API_FIELD_NAMES, "observed_at", "superseded"]
+def test_the_arrow_rows_carry_the_observed_fields():
+    observed = [f.name for f in OBSERVED_FIELDS]
+    assert observed[: len(API_FIELD_NAMES)] == list(API_FIELD_NAMES)
+    assert OBSERVATION_SCHEMA.names == [*observed, "observed_at", "superseded"]
 
 
 def test_the_column_schema_metadata_is_the_table():

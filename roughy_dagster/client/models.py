@@ -46,8 +46,16 @@ class AssetType(StrEnum):
     VIDEO = "video"
 
 
-DurationText = Annotated[str, msgspec.Meta(pattern=r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$")]
-"""The spec's decimal string (e.g. '324.412'), kept as text so it is stored exactly, never via a float."""
+DURATION_PATTERN = r"^(?![-+.]*\Z)[+-]?0*[0-9]*\.?[0-9]*\Z"
+"""The spec's `^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$` with the meaning JSON Schema gives it (ECMA-262):
+`\\d` is an ASCII digit (Python's also matches Arabic-Indic and other digits) and `$` the end of the
+text (Python's also matches before a final newline, so `"12.5\\n"` would pass)."""
+
+DurationText = Annotated[str, msgspec.Meta(pattern=DURATION_PATTERN)]
+"""The spec's decimal string (e.g. '324.412'), kept as text so it is stored exactly, never via a float.
+
+Any length and precision passes, as the spec allows; `roughy_dagster.sync.values` says how a value that
+`DECIMAL(38, 9)` cannot hold is stored."""
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 """A date-time that carries its UTC offset (a naive one is refused)."""

@@ -14,6 +14,7 @@ import dagster as dg
 from ..client import AssetState, RoughyClient
 from ..project_sync import sync_project
 from ..store import AssetStore, SyncReport
+from ..store.columns import has_value
 from .duckdb_resource import DuckDBDatabase
 from .resource import RoughyResource
 from .tables import ASSETS_TABLE, COLUMN_SCHEMA, EVENTS_TABLE, SYNC_RUNS_TABLE, TABLES, RoughyTable
@@ -34,21 +35,26 @@ TABLE_METADATA_KEY = "roughy/table"
 CHECK_UNIQUE_IDS = "unique_ids"
 CHECK_MATCHES_REMOTE = "live_rows_match_remote_totals"
 CHECK_FIELD_RULES = "per_state_field_rules"
+CHECK_VALUES_FIT = "values_fit_columns"
 MAX_LISTED_PROJECTS = 50
 """A check's metadata lists at most this many failing projects (and counts the others)."""
 
+_SIZE = has_value("size_bytes")
+_DURATION = has_value("duration_seconds")
+
 # One expression per rule: a row breaking the spec's per-state field rules is counted under its rule's name.
+# (A value its column cannot hold is in `unfit_values`: `has_value` counts it as present.)
 FIELD_RULES: dict[str, str] = {
-    "size_bytes null while pending_upload": "state = 'pending_upload' AND size_bytes IS NOT NULL",
-    "duration null while pending_upload": "state = 'pending_upload' AND duration_seconds IS NOT NULL",
+    "size_bytes null while pending_upload": f"state = 'pending_upload' AND {_SIZE}",
+    "duration null while pending_upload": f"state = 'pending_upload' AND {_DURATION}",
     "duration present once ready or pending_payment": (
-        "state IN ('ready', 'pending_payment') AND duration_seconds IS NULL"
+        f"state IN ('ready', 'pending_payment') AND NOT {_DURATION}"
     ),
-    "duration null on failed": "state = 'failed' AND duration_seconds IS NOT NULL",
+    "duration null on failed": f"state = 'failed' AND {_DURATION}",
     "error_code set only on failed": "(state = 'failed') <> (error_code IS NOT NULL)",
     "error_message only on failed": "state <> 'failed' AND error_message IS NOT NULL",
     "upload_url only while pending_upload": "state <> 'pending_upload' AND upload_url IS NOT NULL",
-    "size_bytes present after upload": "state <> 'pending_upload' AND size_bytes IS NULL",
+    "size_bytes present after upload": f"state <> 'pending_upload' AND NOT {_SIZE}",
 }
 
 __all__ = ["COLUMN_SCHEMA", "DagsterRoughyTranslator"]
@@ -81,6 +87,14 @@ def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             description="Live rows per state equal the listing's totals that the sync read.",
         ),
         dg.AssetCheckSpec(CHECK_FIELD_RULES, asset=key, description="The spec's per-state field rules hold."),
+        dg.AssetCheckSpec(
+            CHECK_VALUES_FIT,
+            asset=key,
+            description=(
+                "Every value is held exactly by its typed column; one that cannot be (e.g. a duration with "
+                "more than 9 decimals) is stored exactly in unfit_values, and listed here."
+            ),
+        ),
     ]
 
 
@@ -360,6 +374,15 @@ def run_checks(
             broken = {rule: int(n) for rule, n in zip(FIELD_RULES, counts, strict=True) if n}
             if broken:
                 violations[project] = broken
+        unfit: dict[str, dict[str, Any]] = {}
+        for project, rows, first in connection.execute(
+            f"SELECT CAST(project_id AS VARCHAR), count(*), "
+            f"map_from_entries(list((CAST(id AS VARCHAR), unfit_values) ORDER BY id)[:5]) "
+            f"FROM roughy.assets WHERE {_in_projects()} AND deleted_at IS NULL AND unfit_values IS NOT NULL "
+            f"GROUP BY ALL",
+            [projects],
+        ).fetchall():
+            unfit[project] = {"rows": int(rows), "first_rows": dict(first)}
     mismatched: dict[str, dict[str, str]] = {}
     for project, report in reports.items():
         differing = {
@@ -396,5 +419,18 @@ def run_checks(
             check_name=CHECK_FIELD_RULES,
             passed=not violations,
             metadata={**checked, "projects_failing": len(violations), "violations": _listed(violations)},
+        ),
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=CHECK_VALUES_FIT,
+            passed=not unfit,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={**checked, "projects_failing": len(unfit), "unfit_values": _listed(unfit)},
+            description=None
+            if not unfit
+            else (
+                "Values their column cannot hold exactly: the column is null and roughy.assets.unfit_values "
+                "holds the exact value"
+            ),
         ),
     ]

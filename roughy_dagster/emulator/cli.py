@@ -29,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--life-changes", type=int, default=1, help="changes per life step")
     parser.add_argument("--ties", type=int, default=0, help="every N-th seeded asset shares its created_at")
+    parser.add_argument(
+        "--edge-values",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every N-th seeded asset gets a duration/size at the edge of what the spec allows",
+    )
     return parser
 
 
@@ -37,7 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     world = World.seeded(
-        seed=args.seed, projects=args.projects, assets_per_project=args.assets, tie_every=args.ties
+        seed=args.seed,
+        projects=args.projects,
+        assets_per_project=args.assets,
+        tie_every=args.ties,
+        edge_values_every=args.edge_values,
     )
     emulator = Emulator(
         world,

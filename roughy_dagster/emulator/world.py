@@ -36,6 +36,19 @@ FAILURES = (
     ("empty_media", "The media has no audio or video stream."),
 )
 SEED_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+EDGE_DURATIONS = (
+    "324.41200000000003",  # a float's repr: more digits than DECIMAL(38, 9) keeps
+    "0.0000000001",  # below the 9 decimals: DuckDB would store 0
+    "123456789012345678901234567890",  # 30 digits: more than DECIMAL(38, 9) holds
+    "99999999999999999999999999999.999999999",  # the largest that fits
+    "000012.500000000000",  # leading and trailing zeros: fits
+    "-0",
+    "+.5",
+    "5.",
+)
+"""`duration_seconds` values the spec's pattern allows, at and beyond what a DECIMAL(38, 9) column holds."""
+EDGE_SIZES = (2**63, 2**64, 10**40, 2**63 - 1, -(2**63), -1, 0)
+"""`size_bytes` values the spec allows (an integer, unbounded), at and beyond a BIGINT's range."""
 
 SortKey = tuple[int, str]
 
@@ -137,11 +150,19 @@ class World:
 
     @classmethod
     def seeded(
-        cls, *, seed: int = 0, projects: int = 3, assets_per_project: int = 200, tie_every: int = 0
+        cls,
+        *,
+        seed: int = 0,
+        projects: int = 3,
+        assets_per_project: int = 200,
+        tie_every: int = 0,
+        edge_values_every: int = 0,
     ) -> World:
         """A reproducible world: the same arguments always give the same ids, times, states and fields.
 
         `tie_every` > 0 gives every n-th asset the `created_at` of the one before it, so ties occur.
+        `edge_values_every` > 0 gives every n-th asset that has a duration or size the next of
+        `EDGE_DURATIONS` / `EDGE_SIZES` (values the spec allows at the edges of what columns hold).
         """
         world = cls(seed=seed)
         with world.lock:
@@ -152,7 +173,41 @@ class World:
                     state = STATES[index % len(STATES)] if recent else world._seed_state()
                     tie = tie_every > 0 and index > 0 and index % tie_every == 0
                     world.add_asset(project_id, state=state, same_time_as_previous=tie)
+            if edge_values_every > 0:
+                world.put_edge_values(edge_values_every)
         return world
+
+    def put_edge_values(self, every: int) -> list[Asset]:
+        """Give every `every`-th asset (in creation order) edge values of duration and size; returns them."""
+        changed = []
+        with self.lock:
+            for index, asset in enumerate(list(self.assets.values())[::every]):
+                fields: dict[str, object] = {}
+                if asset.duration_seconds is not None:
+                    fields["duration_seconds"] = EDGE_DURATIONS[index % len(EDGE_DURATIONS)]
+                if asset.size_bytes is not None:
+                    fields["size_bytes"] = EDGE_SIZES[index % len(EDGE_SIZES)]
+                if fields:
+                    changed.append(self.set_fields(asset.id, **fields))
+        return changed
+
+    def set_fields(self, asset_id: str, **fields: object) -> Asset:
+        """Set fields of an asset to any values, as a server would send them (no rule is checked).
+
+        For values at and beyond the edges of the contract (e.g. Arabic-Indic digits in a duration); the
+        id, project, state and `created_at` (which index the asset) cannot be set this way.
+        """
+        fixed = {"id", "project_id", "state", "created_at"} & set(fields)
+        if fixed:
+            raise ValueError(f"set_fields cannot change {', '.join(sorted(fixed))}")
+        with self.lock:
+            asset = self.assets[asset_id]
+            for name, value in fields.items():
+                if not hasattr(asset, name) or name.startswith("_"):
+                    raise ValueError(f"an asset has no field {name!r}")
+                setattr(asset, name, value)
+            asset._json = None
+            return asset
 
     def _seed_state(self) -> str:
         return self.rng.choices(("ready", "failed", "pending_payment"), weights=(92, 7, 1))[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..fields import API_FIELDS, ASSET_FIELDS, ArrowKind
+from ..fields import ASSET_FIELDS, OBSERVED_FIELDS, ArrowKind
 
 _ARROW_AS_DUCKDB: dict[ArrowKind, str] = {"string": "VARCHAR", "int64": "BIGINT", "timestamp": "TIMESTAMPTZ"}
 """The DuckDB type an Arrow column of the sync's rows arrives as."""
@@ -20,25 +20,23 @@ OBSERVED_COLUMNS = ", ".join(
     f.name
     if f.arrow is not None and _ARROW_AS_DUCKDB[f.arrow] == f.duckdb_type
     else f"CAST({f.name} AS {f.duckdb_type}) AS {f.name}"
-    for f in API_FIELDS
+    for f in OBSERVED_FIELDS
 )
-"""The API fields of the sync's Arrow rows, typed as `roughy.assets` stores them."""
+"""The fields of the sync's Arrow rows, typed as `roughy.assets` stores them."""
 
-API_COLUMNS = ", ".join(f.name for f in API_FIELDS)
-
-_FIELDS_THAT_CHANGE = [f.name for f in API_FIELDS if f.name not in ("id", "state")]
+_FIELDS_THAT_CHANGE = [f.name for f in OBSERVED_FIELDS if f.name not in ("id", "state")]
 
 
 def changed(stored: str, observed: str) -> str:
-    """A condition true when any API field but `id` and `state` differs between two row aliases."""
+    """A condition true when any observed field but `id` and `state` differs between two row aliases."""
     return "\n            OR ".join(
         f"{stored}.{name} IS DISTINCT FROM {observed}.{name}" for name in _FIELDS_THAT_CHANGE
     )
 
 
-def set_api_fields(source: str) -> str:
-    """The `SET` items of an UPDATE that copies every API field but `id` from the row alias `source`."""
-    return ", ".join(f"{f.name} = {source}.{f.name}" for f in API_FIELDS if f.name != "id")
+def set_observed_fields(source: str) -> str:
+    """The `SET` items of an UPDATE that copies every observed field but `id` from the row alias `source`."""
+    return ", ".join(f"{f.name} = {source}.{f.name}" for f in OBSERVED_FIELDS if f.name != "id")
 
 
 def insert_select(store_values: Mapping[str, str]) -> tuple[str, str]:
@@ -49,5 +47,10 @@ def insert_select(store_values: Mapping[str, str]) -> tuple[str, str]:
     expected = [f.name for f in ASSET_FIELDS if f.origin == "store"]
     if sorted(store_values) != sorted(expected):
         raise TypeError(f"store_values must name exactly {expected}, got {sorted(store_values)}")
-    select = [f.name if f.origin == "api" else store_values[f.name] for f in ASSET_FIELDS]
+    select = [f.name if f.origin != "store" else store_values[f.name] for f in ASSET_FIELDS]
     return ALL_COLUMNS, ", ".join(select)
+
+
+def has_value(name: str) -> str:
+    """A condition true when the API gave field `name` a value: in its column, or in `unfit_values`."""
+    return f"({name} IS NOT NULL OR coalesce(unfit_values, '') LIKE '%\"{name}\"%')"

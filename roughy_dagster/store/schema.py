@@ -65,6 +65,13 @@ def indexes_set_aside(connection: duckdb.DuckDBPyConnection, table: str) -> Iter
         connection.execute(sql)
 
 
+def add_columns(connection: duckdb.DuckDBPyConnection, version: int) -> None:
+    """Add the `roughy.assets` columns that `roughy_dagster.fields` says `version` added (at the end)."""
+    for f in ASSET_FIELDS:
+        if f.since_version == version:
+            connection.execute(f"ALTER TABLE {SCHEMA}.assets ADD COLUMN {column_definition(f)}")
+
+
 def rebuild_table(connection: duckdb.DuckDBPyConnection, table: str, columns: str) -> None:
     """Replace `roughy.<table>` by one with the column definitions `columns`, keeping rows and user parts.
 
@@ -156,6 +163,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     # fifth of its write and is loaded in memory whenever the table is written. DuckDB cannot drop a
     # constraint, so the table is rebuilt.
     lambda connection: rebuild_table(connection, "assets", asset_columns(3)),
+    # version 4: `unfit_values`, the API's values that their typed column cannot hold exactly
+    # (`roughy_dagster.sync.values`)
+    lambda connection: add_columns(connection, 4),
 )
 
 CURRENT_VERSION = len(MIGRATIONS)

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ..client import AssetState
 from ..sync.model import LocalAsset, LocalSnapshot, RemoteObservation
-from .columns import OBSERVED_COLUMNS, changed, insert_select, set_api_fields
+from .columns import OBSERVED_COLUMNS, changed, insert_select, set_observed_fields
 from .connection import create_whole, open_database, prepare_folder, rollback
 from .errors import RoughyStoreError
 from .schema import check_readable, ensure_schema, first_row
@@ -58,7 +58,7 @@ FROM roughy_classified WHERE kind IN ('appeared', 'revived', 'state_changed', 'u
 
 _UPDATE_SEEN = f"""
 UPDATE roughy.assets AS a SET
-    {set_api_fields("c")}, last_seen_at = c.observed_at,
+    {set_observed_fields("c")}, last_seen_at = c.observed_at,
     state_changed_at = CASE WHEN c.kind IN ('state_changed', 'revived') THEN c.observed_at
                             ELSE a.state_changed_at END,
     deleted_at = NULL, last_sync_id = $sync_id

@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from ..client import AssetSummary
-from ..fields import API_FIELDS, ArrowKind
+from ..fields import OBSERVED_FIELDS, ArrowKind
+from .values import fitted, page_fits
 
 _ARROW_TYPES: dict[ArrowKind, pa.DataType] = {
     "string": pa.string(),
@@ -22,7 +23,7 @@ _ARROW_TYPES: dict[ArrowKind, pa.DataType] = {
 }
 
 OBSERVATION_SCHEMA = pa.schema(
-    [(f.name, _ARROW_TYPES[f.arrow]) for f in API_FIELDS if f.arrow is not None]
+    [(f.name, _ARROW_TYPES[f.arrow]) for f in OBSERVED_FIELDS if f.arrow is not None]
     + [("observed_at", _ARROW_TYPES["timestamp"]), ("superseded", pa.bool_())]
 )
 """One row per asset on each page read; `superseded` marks a row a later sighting of its asset replaced."""
@@ -61,7 +62,7 @@ class RowBuffer:
     def add_page(self, items: Sequence[AssetSummary], observed_at: datetime) -> int:
         """Buffer one page's assets, all seen at `observed_at`; returns the row number of the first."""
         first = self.count
-        self._lines += _ENCODER.encode_lines(items)
+        self._lines += _ENCODER.encode_lines(items if page_fits(items) else [fitted(item) for item in items])
         self._lines_rows += len(items)
         self._observed_at.append((observed_at, len(items)))
         self.count += len(items)
