@@ -9,6 +9,7 @@ two modules meant to be named directly.
 from typing import TYPE_CHECKING
 
 from ._version import __version__
+from .account_sync import AccountSyncReport, sync_account
 from .client import (
     AssetPage,
     AssetState,
@@ -33,6 +34,7 @@ from .store import AssetStore, SyncReport
 
 __all__ = [
     "ROUGHY_POOL",
+    "AccountSyncReport",
     "AssetPage",
     "AssetState",
     "AssetStore",
@@ -70,6 +72,7 @@ __all__ = [
     "roughy_assets",
     "roughy_project_partitions",
     "roughy_projects_partitions_def",
+    "sync_account",
     "sync_project",
 ]
 
