@@ -26,6 +26,8 @@ from .errors import (
     error_class_for_status,
 )
 from .models import ERROR_DECODER, PAGE_DECODER, AssetPage, AssetState, AssetSummary, misshapen_ids
+from .paging import MAX_PAGE_SIZE as MAX_PAGE_SIZE  # re-exported: the spec's largest `limit`
+from .paging import ListWalk, RequestBudget
 from .retry import RetryPolicy, build_retrying, is_retryable, parse_retry_after
 from .wire import ACCEPT_ENCODING, Reply, Wire, WireError
 
@@ -33,7 +35,6 @@ logger = logging.getLogger("roughy_dagster.client")
 
 DEFAULT_BASE_URL = "https://api.roughy.ai"
 LIST_ASSETS_PATH = "/v1/assets"
-MAX_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -297,11 +298,15 @@ def _parse_page(body: bytes, described: str, request_id: str | None) -> AssetPag
 
 
 class AssetWalk:
-    """An iteration over every page of one listing, de-duplicated by id, that notices when the listing shifts.
+    """An iteration over every asset of one listing, de-duplicated by id, through the paging primitive.
 
-    A listing that gains or loses items while it is paged by offset can repeat or skip items: repeats are
-    dropped here; a skip cannot be seen, so `shifted` is set (and a warning logged) whenever `total`
-    changed between pages, telling the caller that the walk may be incomplete.
+    Pages overlap by one asset and the walk steps back when the listing moved up under it (see
+    `roughy_dagster.client.paging`), so an asset listed throughout the walk is never skipped when
+    `complete` is true at the end. `shifted` is set (and a warning logged) when the listing changed
+    while it was paged (`total` moved) or the walk could not be sure it skipped nothing (`reason` says
+    why): assets added or moved meanwhile may be missing; walk again or run a sync to converge.
+    The walk makes at most `max_requests` requests (default: twice the pages the first `total` implies,
+    plus 20), so a server whose `total` or pages lie cannot keep it going.
     """
 
     def __init__(
@@ -310,47 +315,59 @@ class AssetWalk:
         *,
         project_id: UUID | str | None,
         state: AssetState | str | None,
+        max_requests: int | None = None,
     ) -> None:
         self._client = client
         self.project_id = validate_project_id(project_id) if project_id is not None else None
         self.state = validate_state(state) if state is not None else None
+        self.max_requests = max_requests
         self.shifted = False
+        self.complete = False
+        self.reason = ""
         self.first_total: int | None = None
         self.last_total: int | None = None
         self.pages = 0
         self.duplicates = 0
 
+    def _fetch(self, offset: int, limit: int) -> AssetPage:
+        return self._client.list_assets(
+            project_id=self.project_id, state=self.state, limit=limit, offset=offset
+        )
+
     def __iter__(self) -> Iterator[AssetSummary]:
         seen: set[str] = set()
-        offset = 0
-        while True:
-            page = self._client.list_assets(
-                project_id=self.project_id, state=self.state, limit=MAX_PAGE_SIZE, offset=offset
-            )
+        budget = RequestBudget(self.max_requests if self.max_requests is not None else 1)
+        walk = ListWalk(self._fetch, budget=budget)
+        end_of_previous = 0
+        for read in walk:
+            page = read.page
             self.pages += 1
             if self.first_total is None:
                 self.first_total = page.total
+                if self.max_requests is None:
+                    budget.grant(2 * -(-page.total // (MAX_PAGE_SIZE - 1)) + 20)
             elif page.total != self.last_total:
-                self._note_shift(page)
+                self.shifted = True
             self.last_total = page.total
+            repeats = 0
             for item in page.items:
                 if item.id in seen:
-                    self.duplicates += 1
+                    repeats += 1
                     continue
                 seen.add(item.id)
                 yield item
-            offset += len(page.items)
-            if not page.items or offset >= page.total:
-                return
-
-    def _note_shift(self, page: AssetPage) -> None:
-        if not self.shifted:
+            self.duplicates += max(0, repeats - max(0, end_of_previous - read.offset))
+            end_of_previous = read.offset + len(page.items)
+        result = walk.result
+        self.complete = result.sure and result.reached_end
+        self.reason = result.reason
+        if not self.complete:
+            self.shifted = True
+        if self.shifted:
             logger.warning(
-                "the listing changed while it was paged (total %s -> %s at offset %d, request id %s); "
-                "items may have been skipped: walk again or run a sync to converge",
+                "the listing changed while it was paged (total %s -> %s)%s; assets may be missing: walk "
+                "again or run a sync to converge",
+                self.first_total,
                 self.last_total,
-                page.total,
-                page.offset,
-                page.request_id,
+                f", and the walk is not sure it skipped nothing: {self.reason}" if self.reason else "",
             )
-        self.shifted = True

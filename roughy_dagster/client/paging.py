@@ -1,0 +1,324 @@
+"""The one paging primitive: walk one list of the listing by offset, skip nothing unnoticed, always end.
+
+The listing pages by offset, newest first, and may change between two requests; the contract lets a server
+return fewer items than `limit` ("a maximum"), and nothing forces `total` to be right. `walk_list` reads one
+list (one project or the whole account, one state or all) from `start` down:
+
+- **Overlap.** Each request after the first starts at the last item of the page before (the *anchor*). When
+  the anchor is missing from the next page (and that page does not start above it), items above were
+  deleted and the list moved up under the walk: it steps back until it finds the anchor again (at most
+  `max_step_backs` times, then it goes on and says it is unsure).
+- **Ends are proven, never taken from `total`.** A page that looks like the last one (fewer items than
+  asked, or reaching `total`) is confirmed by one request just past it: an empty page ends the walk
+  (`reached_end`); items there mean the server miscounted or shortened the page, and the walk goes on.
+- **Progress.** Every forward step moves the offset on by at least one; step-backs are bounded; every
+  request is taken from a `RequestBudget` shared by the whole sync. So a `total` too high or too low, one
+  item per page, or a tie group longer than a page all end, within the budget.
+- **Watermark.** With `stop_below_us`, the walk stops after the first page whose last item is older.
+- **In flight.** With `concurrency` > 1 (whole-list reads only), pages are requested in windows of
+  predicted offsets, each still overlapping the one before; a window that does not join up is read again
+  one page at a time from where it broke. A window that met retries (429s) halves the next one.
+
+`ListWalk` yields every page, in list order, as a `WalkPage` (`walk_list` hands each to a callback);
+the caller records what it proves. The walk's `WalkResult` says whether it could be sure that nothing
+listed throughout was skipped (`sure`) and, if not, why (`reason`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .models import AssetPage, AssetSummary
+
+MAX_PAGE_SIZE = 100
+"""The spec's largest `limit`."""
+
+MAX_STEP_BACKS = 20
+"""Step-backs one walk may make to find a lost anchor before it goes on unsure."""
+
+Fetch = Callable[[int, int], AssetPage]
+"""Fetches one page of one list: `(offset, limit) -> AssetPage` (may be called from several threads)."""
+
+
+class RequestBudget:
+    """A hard bound on the listing requests of one piece of work (a sync, a walk); safe across threads.
+
+    `limit` requests may be taken; `grant(n)` raises the bound (e.g. once a list's `total` is known).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Take one request from the budget; False (nothing taken) when it is spent."""
+        with self._lock:
+            if self.spent >= self.limit:
+                return False
+            self.spent += 1
+            return True
+
+    def grant(self, requests: int) -> None:
+        """Allow `requests` more."""
+        with self._lock:
+            self.limit += max(0, requests)
+
+    @property
+    def remaining(self) -> int:
+        """Requests still allowed."""
+        return max(0, self.limit - self.spent)
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether no request is left."""
+        return self.spent >= self.limit
+
+
+@dataclass(frozen=True)
+class WalkPage:
+    """One page as a walk read it: the page, and the offset and limit it was asked with."""
+
+    page: AssetPage
+    offset: int
+    limit: int
+
+    @property
+    def items(self) -> list[AssetSummary]:
+        """The page's items, newest first."""
+        return self.page.items
+
+
+@dataclass
+class WalkResult:
+    """How a walk ended.
+
+    `reached_end`: an empty page just past `last` (or at offset 0) proved the list ended there.
+    `stopped_at_watermark`: the walk stopped below `stop_below_us`. `sure`: every page boundary was
+    joined by the overlap, so no item listed throughout the walk can have been skipped. `reason` says
+    why the walk is unsure or incomplete (empty when it is neither). `lies` counts pages where the server
+    said the list ended (short page or `total`) and it did not.
+    """
+
+    requests: int = 0
+    reached_end: bool = False
+    stopped_at_watermark: bool = False
+    sure: bool = True
+    reasons: list[str] = field(default_factory=list)
+    lies: int = 0
+    step_backs: int = 0
+    last: WalkPage | None = None
+    totals: list[int] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the walk read what it set out to (to the end or the watermark) and is sure of it."""
+        return self.sure and (self.reached_end or self.stopped_at_watermark)
+
+    @property
+    def reason(self) -> str:
+        """Why the walk is unsure or incomplete, in words ('' when it is neither)."""
+        return "; ".join(self.reasons)
+
+    def doubt(self, reason: str) -> None:
+        """Record why the walk cannot be sure (each distinct reason once)."""
+        self.sure = False
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+
+class _OutOfBudget(Exception):
+    pass
+
+
+def created_us(moment: datetime) -> int:
+    """A timestamp as integer microseconds since the epoch: the listing's order key."""
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def continues(page: AssetPage, last: AssetSummary) -> bool:
+    """Whether `page`, read after a page ending with `last`, leaves no gap after `last`."""
+    if not page.items:
+        return False
+    first = page.items[0]
+    if first.id == last.id or first.created_at > last.created_at:
+        return True  # the usual overlap of one item, or a list that moved down
+    return any(item.id == last.id for item in page.items)
+
+
+class ListWalk:
+    """An iteration over the pages of one list, in list order, by the rules of the module doc.
+
+    Iterate it once; `result` says how the walk ended (final once the iteration is over). Errors `fetch`
+    raises propagate out of the iteration.
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        budget: RequestBudget,
+        start: int = 0,
+        stop_below_us: int | None = None,
+        concurrency: int = 1,
+        limit: int = MAX_PAGE_SIZE,
+        retries: Callable[[], int] | None = None,
+        max_step_backs: int = MAX_STEP_BACKS,
+    ) -> None:
+        self.fetch = fetch
+        self.budget = budget
+        self.start = start
+        self.stop_below_us = stop_below_us
+        self.concurrency = concurrency if stop_below_us is None else 1
+        self.limit = limit
+        self.retries = retries
+        self.step_backs_left = max_step_backs
+        self.result = WalkResult()
+        self.retries_seen = retries() if retries is not None else 0
+
+    def __iter__(self) -> Iterator[WalkPage]:
+        try:
+            yield from self._run()
+        except _OutOfBudget:
+            self.result.doubt(f"the request budget ({self.budget.limit}) ran out before the list was read")
+
+    def _get(self, offset: int) -> Generator[WalkPage, None, WalkPage]:
+        if not self.budget.take():
+            raise _OutOfBudget
+        self.result.requests += 1
+        read = WalkPage(self.fetch(offset, self.limit), offset, self.limit)
+        self.result.totals.append(read.page.total)
+        yield read
+        return read
+
+    def _run(self) -> Generator[WalkPage, None, None]:
+        current = yield from self._get(self.start)
+        concurrency = self.concurrency
+        while True:
+            if not current.items:
+                if current.offset == 0:
+                    self.result.reached_end = True  # an empty list, proven by the page itself
+                else:
+                    self.result.doubt(
+                        f"the list had no item at offset {current.offset} any more: the walk lost its place"
+                    )
+                return
+            self.result.last = current
+            if (
+                self.stop_below_us is not None
+                and created_us(current.items[-1].created_at) < self.stop_below_us
+            ):
+                self.result.stopped_at_watermark = True
+                return
+            if self._looks_like_end(current):
+                after = yield from self._get(current.offset + len(current.items))
+                if not after.items:
+                    self.result.reached_end = True
+                    return
+                self.result.lies += 1  # the server said "last page" and it was not
+                current = yield from self._step(current)
+                continue
+            if concurrency > 1 and current.page.total > current.offset + len(current.items):
+                current = yield from self._window(current, concurrency)
+                concurrency = self._next_concurrency(concurrency)
+                continue
+            current = yield from self._step(current)
+
+    def _looks_like_end(self, read: WalkPage) -> bool:
+        return len(read.items) < read.limit or read.offset + len(read.items) >= read.page.total
+
+    def _step(self, current: WalkPage) -> Generator[WalkPage, None, WalkPage]:
+        """The next page after `current`, joined to it by the overlap (stepping back when it moved)."""
+        count = len(current.items)
+        if count < 2:
+            # a one-item page cannot overlap and advance: go on without the overlap, unsure of the join
+            self.result.doubt(
+                "the server returned one-item pages: consecutive pages cannot overlap, so a change "
+                "while the walk read them could skip an item"
+            )
+            return (yield from self._get(current.offset + count))
+        anchor = current.items[-1]
+        offset = current.offset + count - 1
+        following = yield from self._get(offset)
+        while not continues(following.page, anchor) and offset > 0:
+            if self.step_backs_left <= 0:
+                self.result.doubt(
+                    f"the list kept moving above offset {offset}: gave up finding the last item read "
+                    f"after {self.result.step_backs} step-backs"
+                )
+                break
+            self.step_backs_left -= 1
+            self.result.step_backs += 1
+            offset = max(0, offset - (self.limit - 1))
+            following = yield from self._get(offset)
+        return following
+
+    def _window(self, current: WalkPage, concurrency: int) -> Generator[WalkPage, None, WalkPage]:
+        """Read up to `concurrency` pages at predicted offsets at once; return the last page joined up."""
+        step = self.limit - 1
+        first = current.offset + len(current.items) - 1
+        by_total = max(1, -(-(current.page.total - first) // step))
+        offsets = []
+        for index in range(max(1, min(concurrency, by_total))):
+            if not self.budget.take():
+                break
+            offsets.append(first + index * step)
+        if not offsets:
+            raise _OutOfBudget
+        self.result.requests += len(offsets)
+        with ThreadPoolExecutor(max_workers=len(offsets), thread_name_prefix="roughy-page") as pool:
+            pages = list(pool.map(lambda offset: self.fetch(offset, self.limit), offsets))
+        previous = current
+        for offset, page in zip(offsets, pages, strict=True):
+            self.result.totals.append(page.total)
+            if previous is not current and self._looks_like_end(previous):
+                return previous  # the caller confirms the end (or reads on) from here
+            if not continues(page, previous.items[-1]):
+                return (yield from self._step(previous))  # the list moved: read on one page at a time
+            previous = WalkPage(page, offset, self.limit)
+            yield previous
+        return previous
+
+    def _next_concurrency(self, concurrency: int) -> int:
+        if self.retries is None:
+            return concurrency
+        seen, before = self.retries(), self.retries_seen
+        self.retries_seen = seen
+        return max(1, concurrency // 2) if seen > before else concurrency
+
+
+def walk_list(
+    fetch: Fetch,
+    on_page: Callable[[WalkPage], None],
+    *,
+    budget: RequestBudget,
+    start: int = 0,
+    stop_below_us: int | None = None,
+    concurrency: int = 1,
+    limit: int = MAX_PAGE_SIZE,
+    retries: Callable[[], int] | None = None,
+    max_step_backs: int = MAX_STEP_BACKS,
+) -> WalkResult:
+    """Walk one list and hand each page to `on_page`; the `ListWalk` of these arguments, run to its end.
+
+    `fetch(offset, limit)` reads one page (errors it raises propagate; pages already passed to `on_page`
+    stay recorded). `retries()`, when given, counts retries so far (a window that met some halves the
+    next). Never raises for a misbehaving list: the result says what happened.
+    """
+    walk = ListWalk(
+        fetch,
+        budget=budget,
+        start=start,
+        stop_below_us=stop_below_us,
+        concurrency=concurrency,
+        limit=limit,
+        retries=retries,
+        max_step_backs=max_step_backs,
+    )
+    for read in walk:
+        on_page(read)
+    return walk.result
