@@ -49,6 +49,13 @@ class EmulatorApp:
         self._stats_lock = threading.Lock()
         self.before_listing: Callable[[dict[str, str]], None] | None = None
         """Called with the query before a listing is served, so tests can change the world mid-sync."""
+        self.latency_ms: float = 0.0
+        """Added to every listing response (awaited, so concurrent requests overlap as on a real server)."""
+        self.total_bias: dict[str | None, int] = {}
+        """A lie about `total`: added to the true count, per state filter (None: the unfiltered listing;
+        the key "*" applies to every filter)."""
+        self.max_page_items: int | None = None
+        """Short pages: at most this many items per page whatever `limit` asks (the spec allows it)."""
 
     # -- ASGI ----------------------------------------------------------------------------------------------
 
@@ -72,6 +79,8 @@ class EmulatorApp:
         if path != LIST_PATH:
             await _send_error(send, 404, "not_found", "No such route.", request_id)
             return
+        if self.latency_ms > 0:
+            await asyncio.sleep(self.latency_ms / 1000)
         if self.before_listing is not None:
             self.before_listing(query)
         fault = self.faults.take(query)
@@ -113,7 +122,10 @@ class EmulatorApp:
         if project_id is not None and not self.world.has_project(project_id):
             await _send_error(send, 404, "not_found", "Project not found.", request_id)
             return
-        items, total = self.world.page(project_id, state, limit, offset)
+        served = limit if self.max_page_items is None else max(0, min(limit, self.max_page_items))
+        items, total = self.world.page(project_id, state, served, offset)
+        bias = self.total_bias.get(state, self.total_bias.get("*", 0))
+        total = max(0, total + bias)
         body = (
             b'{"items":['
             + b",".join(items)

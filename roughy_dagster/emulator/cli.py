@@ -36,6 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="every N-th seeded asset gets a duration/size at the edge of what the spec allows",
     )
+    parser.add_argument(
+        "--tie-group", type=int, default=0, metavar="N", help="add a group of N assets sharing one created_at"
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay every listing response (ms)")
+    parser.add_argument(
+        "--total-bias", type=int, default=0, help="lie about total: add N to every list's true count"
+    )
+    parser.add_argument(
+        "--max-page-items", type=int, default=None, help="short pages: at most N items whatever limit asks"
+    )
     return parser
 
 
@@ -50,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         tie_every=args.ties,
         edge_values_every=args.edge_values,
     )
+    if args.tie_group:
+        for project_id in world.projects:
+            world.add_tie_group(project_id, args.tie_group)
     emulator = Emulator(
         world,
         api_key=args.api_key,
@@ -57,6 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         life_interval=args.life or None,
         life_changes=args.life_changes,
+        latency_ms=args.latency_ms,
+        total_bias={"*": args.total_bias} if args.total_bias else None,
+        max_page_items=args.max_page_items,
     )
     emulator.start()
     print(f"roughy-emulator listening on {emulator.base_url}", flush=True)

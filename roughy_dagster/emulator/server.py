@@ -31,7 +31,13 @@ logging.getLogger("uvicorn.error").addFilter(_QuietDroppedConnections())
 
 
 class Emulator:
-    """An emulator to `start()`, point a client at (`base_url`), mutate, break (`inject`) and `stop()`."""
+    """An emulator to `start()`, point a client at (`base_url`), mutate, break (`inject`) and `stop()`.
+
+    Server behaviours a test may need (all settable later on `app` too): `latency_ms` delays every
+    listing response (concurrent requests overlap, as on a distant server); `total_bias` lies about
+    `total` (added to the true count, per state filter, `"*"` for every filter); `max_page_items`
+    returns short pages (at most that many items whatever `limit` asks).
+    """
 
     def __init__(
         self,
@@ -42,10 +48,16 @@ class Emulator:
         port: int = 0,
         life_interval: float | None = None,
         life_changes: int = 1,
+        latency_ms: float = 0.0,
+        total_bias: dict[str | None, int] | None = None,
+        max_page_items: int | None = None,
     ) -> None:
         self.world = world if world is not None else World.seeded()
         self.api_key = api_key
         self.app = EmulatorApp(self.world, api_key=api_key)
+        self.app.latency_ms = latency_ms
+        self.app.total_bias = dict(total_bias or {})
+        self.app.max_page_items = max_page_items
         self.host = host
         self.port = port
         self.life_interval = life_interval

@@ -265,6 +265,15 @@ class World:
             self.history.append((asset.id, asset.state))
             return asset
 
+    def add_tie_group(
+        self, project_id: str, count: int, *, state: str = "ready", created_at: datetime | None = None
+    ) -> list[Asset]:
+        """Add `count` assets in `state` sharing one `created_at` (a tie group; longer than a page when
+        `count` > 100). The listing orders ties by id, newest first."""
+        with self.lock:
+            moment = created_at if created_at is not None else self.tick_clock()
+            return [self.add_asset(project_id, state=state, created_at=moment) for _ in range(count)]
+
     # -- transitions -------------------------------------------------------------------------------------
 
     def _receive_first_chunk(self, asset: Asset) -> None:
