@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from uuid import UUID
+
+import pyarrow.compute as pc
 
 from .client import RoughyClient
 from .client.client import validate_project_id
-from .project_sync import sync_project
+from .project_sync import observe
 from .store import AssetStore, SyncReport
+from .sync.engine import DEFAULT_CONCURRENCY
 
 
 @dataclass(frozen=True)
 class AccountSyncReport:
-    """What one account sync did: a `SyncReport` per project synced, and the totals over them.
+    """What one account sync did: a `SyncReport` per project written, and the totals over them.
 
-    `projects` maps each project id (lowercase UUID text) to its report; `requests` counts every listing
-    request of the whole sync (shared account-wide reads included, so it can be less than the sum of the
-    projects' own counts); `verified` is true when every project's stored rows were proven equal to the
-    listing; `reason` says why not (empty when verified).
+    `projects` maps each project id (lowercase UUID text) to its report (its own `sync_id` and
+    `roughy.sync_runs` row; `requests`, `pages` and `retries` there are the whole sync's, which its
+    projects share). `requests` counts every listing request of the sync; `verified` is true when the
+    stored rows of every project were proven equal to the listing; `reason` says why not (empty when
+    verified). `remote_totals` are the account-wide `total`s per state the sync read last.
     """
 
     projects: dict[str, SyncReport]
@@ -46,57 +50,51 @@ def sync_account(
     *,
     project_ids: Iterable[UUID | str] | None = None,
     full_refresh: bool = False,
+    overlap_seconds: float = 600.0,
+    young_seconds: float = 86_400.0,
+    max_extra_requests: int = 500,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    lock_wait_seconds: float = 30.0,
 ) -> AccountSyncReport:
-    """Sync every project of the account (or only `project_ids`) into `database`.
+    """Sync every project of the account (or only `project_ids`) into `database`, in one network phase
+    over the account-wide lists and one transaction.
 
-    Without `project_ids`, the projects are those the account-wide listing shows plus those already
-    stored (so that a project whose assets were all deleted still has its deletions recorded).
-    `full_refresh` re-reads every list whole. Raises what `sync_project` raises; projects synced before
-    a failure keep what they wrote.
+    Without `project_ids`, the projects written are those the lists showed plus those already stored
+    (a project whose assets were all deleted still gets its deletions). With `project_ids`, only those are
+    written (the lists are still read account-wide: pass every project, or None, for the cheap path).
+    `full_refresh` re-reads every list whole; the settings are `sync_project`'s. Raises what
+    `sync_project` raises; a failure anywhere before the commit leaves the stored data as it was.
     """
-    requests_before = client.stats.requests
-    pages_before, retries_before = client.stats.pages, client.stats.retries
-    if project_ids is None:
-        projects = sorted(_listed_projects(client) | _stored_projects(database))
-    else:
-        projects = sorted({validate_project_id(p) for p in project_ids})
-    reports = {
-        project: sync_project(client, database, project, full_refresh=full_refresh) for project in projects
-    }
-    unverified = sorted(p for p, r in reports.items() if not r.verified)
+    started = time.monotonic()
+    store = AssetStore(database, lock_wait_seconds=lock_wait_seconds)
+    selected = None if project_ids is None else sorted({validate_project_id(p) for p in project_ids})
+    observation = observe(
+        client,
+        store,
+        None,
+        full_refresh=full_refresh,
+        overlap_seconds=overlap_seconds,
+        young_seconds=young_seconds,
+        max_extra_requests=max_extra_requests,
+        concurrency=concurrency,
+    )
+    if selected is None:
+        seen = pc.unique(observation.rows.column("project_id")).to_pylist()
+        selected = sorted({p for p in seen if p is not None} | store.stored_projects())
+    reports = store.write_projects(observation, selected) if selected else {}
     return AccountSyncReport(
         projects=reports,
-        requests=client.stats.requests - requests_before,
-        verified=not unverified,
-        reason=f"projects not verified: {', '.join(unverified)}" if unverified else "",
-        mode="full" if full_refresh else "incremental",
-        duration_seconds=sum(r.duration_seconds for r in reports.values()),
-        pages=client.stats.pages - pages_before,
-        retries=client.stats.retries - retries_before,
+        requests=observation.requests,
+        verified=observation.verified,
+        reason=observation.reason,
+        mode=observation.mode,
+        duration_seconds=time.monotonic() - started,
+        pages=observation.pages,
+        retries=observation.retries,
         new=sum(r.new for r in reports.values()),
         changed=sum(r.changed for r in reports.values()),
         deleted=sum(r.deleted for r in reports.values()),
         revived=sum(r.revived for r in reports.values()),
         live_rows=sum(r.live_rows for r in reports.values()),
-        remote_totals=_sum_totals(reports.values()),
+        remote_totals={state.value: total for state, total in observation.remote_totals.items()},
     )
-
-
-def _listed_projects(client: RoughyClient) -> set[str]:
-    return {asset.project_id for asset in client.iter_assets()}
-
-
-def _stored_projects(database: str | os.PathLike[str]) -> set[str]:
-    if str(database) == ":memory:" or not Path(database).expanduser().exists():
-        return set()
-    with AssetStore(database).connect(read_only=True) as connection:
-        rows = connection.execute("SELECT DISTINCT CAST(project_id AS VARCHAR) FROM roughy.assets").fetchall()
-    return {row[0] for row in rows}
-
-
-def _sum_totals(reports: Iterable[SyncReport]) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for report in reports:
-        for state, total in report.remote_totals.items():
-            totals[state] = totals.get(state, 0) + total
-    return totals

@@ -8,7 +8,9 @@ from uuid import UUID
 from .client import RoughyClient
 from .client.client import validate_project_id
 from .store import AssetStore, SyncReport
-from .sync import SyncEngine
+from .sync import RemoteObservation, SyncEngine
+from .sync.engine import DEFAULT_CONCURRENCY
+from .sync.local import LocalView
 
 
 def sync_project(
@@ -18,27 +20,65 @@ def sync_project(
     *,
     full_refresh: bool = False,
     overlap_seconds: float = 600.0,
+    young_seconds: float = 86_400.0,
     max_extra_requests: int = 500,
-    concurrency: int = 1,
+    concurrency: int = DEFAULT_CONCURRENCY,
     lock_wait_seconds: float = 30.0,
 ) -> SyncReport:
-    """Sync one project: read the stored snapshot, do all network I/O, then write once in one transaction.
+    """Sync one project: ask the stored side what it needs, do all network I/O, then write once.
 
     `full_refresh` re-reads every list whole (the reconcile safety net); the first sync of a project is
-    always a full read. `concurrency` > 1 keeps that many requests in flight while a list is read whole
-    (faster against a distant server, more memory). Another process holding the file is waited for up to
+    always a full read. `concurrency` requests stay in flight while a list is read whole (halved after a
+    window that met retries, e.g. 429s). `young_seconds`: non-terminal assets created more than this before
+    the newest stored one are not re-read each sync (their fields may lag until the next full refresh;
+    their state changes are still found by counts). Another process holding the file is waited for up to
     `lock_wait_seconds`. A failure anywhere before the commit leaves the stored data as it was.
     """
     project = validate_project_id(project_id)
     store = AssetStore(database, lock_wait_seconds=lock_wait_seconds)
-    snapshot = store.load_snapshot(project)
-    engine = SyncEngine(
+    observation = observe(
         client,
+        store,
         project,
-        snapshot,
         full_refresh=full_refresh,
         overlap_seconds=overlap_seconds,
+        young_seconds=young_seconds,
         max_extra_requests=max_extra_requests,
         concurrency=concurrency,
     )
-    return store.write(engine.run())
+    return store.write(observation)
+
+
+def observe(
+    client: RoughyClient,
+    store: AssetStore,
+    project_id: str | None,
+    *,
+    full_refresh: bool,
+    overlap_seconds: float,
+    young_seconds: float,
+    max_extra_requests: int,
+    concurrency: int,
+) -> RemoteObservation:
+    """The network phase of a sync of one project (or the account, for None), nothing written.
+
+    An incremental sync asks the stored side by SQL (`local_view`); a full refresh, which looks at every
+    stored row anyway, loads them once (`load_snapshot`).
+    """
+
+    def run(local: LocalView) -> RemoteObservation:
+        return SyncEngine(
+            client,
+            project_id,
+            local,
+            full_refresh=full_refresh,
+            overlap_seconds=overlap_seconds,
+            young_seconds=young_seconds,
+            max_extra_requests=max_extra_requests,
+            concurrency=concurrency,
+        ).run()
+
+    if full_refresh:
+        return run(store.load_snapshot(project_id))
+    with store.local_view(project_id) as view:
+        return run(view)

@@ -36,7 +36,10 @@ def test_first_sync_equals_the_listing_field_by_field(emulator: Emulator, client
         report = sync_project(client, database, project_id)
         assert stored_listing(database, project_id) == truth(emulator.world, project_id)
         assert report.mode == "full" and report.verified and report.new == report.live_rows
-        assert report.requests == sum(-(-max(n, 1) // 100) for n in report.remote_totals.values())
+        # each list: its pages (overlapping by one) plus one request past the last proving the end
+        assert report.requests == sum(
+            1 if n == 0 else 2 + -(-max(n - 100, 0) // 99) for n in report.remote_totals.values()
+        )
     appeared = query(database, "SELECT count(*), count(DISTINCT asset_id) FROM roughy.asset_events")
     assert appeared == [(emulator.world.count(), emulator.world.count())]
 
@@ -186,7 +189,7 @@ def test_exception_before_commit_rolls_back(emulator: Emulator, client: RoughyCl
     def explode(*args, **kwargs):
         raise RuntimeError("boom before commit")
 
-    monkeypatch.setattr(store_module, "_record_sync_run", explode)
+    monkeypatch.setattr(store_module, "_record_sync_runs", explode)
     with pytest.raises(RuntimeError, match="boom"):
         sync_project(client, database, project_id)
     assert fingerprint(database) == before
@@ -253,7 +256,7 @@ def test_concurrent_page_reads_give_the_same_result(emulator: Emulator, client: 
     project_id = world.projects[0]
     report = sync_project(client, tmp_path / "concurrent.duckdb", project_id, concurrency=4)
     assert report.verified and report.requests == sum(
-        -(-max(n, 1) // 100) for n in report.remote_totals.values()
+        1 if n == 0 else 2 + -(-max(n - 100, 0) // 99) for n in report.remote_totals.values()
     )
     assert stored_listing(tmp_path / "concurrent.duckdb", project_id) == truth(world, project_id)
     world.random_changes(6, project_id=project_id)

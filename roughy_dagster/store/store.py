@@ -8,7 +8,7 @@ opened only for one read or one write and closed in `finally` (opening, locks an
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +17,13 @@ import duckdb
 import pyarrow as pa
 
 from ..client import AssetState
-from ..sync.model import LocalAsset, LocalSnapshot, RemoteObservation
+from ..sync.local import LocalView, MemoryView
+from ..sync.model import RemoteObservation
 from .columns import OBSERVED_COLUMNS, changed, insert_select, set_observed_fields
 from .connection import create_whole, open_database, prepare_folder, rollback
 from .errors import RoughyStoreError
 from .schema import check_readable, ensure_schema, first_row
+from .view import DuckDBView
 
 _GONE_SCHEMA = pa.schema([("id", pa.string()), ("observed_at", pa.timestamp("us", tz="UTC"))])
 
@@ -32,9 +34,17 @@ _OBSERVED = f"""(
 )"""
 """The observed rows that count (those no later sighting superseded), typed as `roughy.assets` stores them."""
 
+_SYNC_IDS = """
+CREATE OR REPLACE TEMP TABLE roughy_sync_ids AS
+SELECT CAST(project AS UUID) AS project_id, nextval('roughy.sync_id_seq') AS sync_id
+FROM (SELECT unnest($projects) AS project ORDER BY 1)
+"""
+"""One sync id per project written: an account sync writes every project in one transaction, each with
+its own `sync_runs` row; observed rows of projects not written are left out by the joins below."""
+
 _CLASSIFY = f"""
 CREATE OR REPLACE TEMP TABLE roughy_classified AS
-SELECT o.*, a.state AS old_state,
+SELECT o.*, s.sync_id, a.state AS old_state,
     CASE
         WHEN a.id IS NULL THEN 'appeared'
         WHEN o.observed_at <= a.last_seen_at THEN 'stale'
@@ -46,12 +56,13 @@ SELECT o.*, a.state AS old_state,
         ELSE 'unchanged'
     END AS kind
 FROM {_OBSERVED} AS o
+JOIN roughy_sync_ids AS s ON s.project_id = o.project_id
 LEFT JOIN roughy.assets AS a ON a.id = o.id
 """
 
 _RECORD_EVENTS = """
 INSERT INTO roughy.asset_events (sync_id, project_id, asset_id, kind, old_state, new_state, observed_at)
-SELECT $sync_id, project_id, id, kind,
+SELECT sync_id, project_id, id, kind,
     CASE WHEN kind = 'appeared' THEN NULL ELSE old_state END, state, observed_at
 FROM roughy_classified WHERE kind IN ('appeared', 'revived', 'state_changed', 'updated')
 """
@@ -61,7 +72,7 @@ UPDATE roughy.assets AS a SET
     {set_observed_fields("c")}, last_seen_at = c.observed_at,
     state_changed_at = CASE WHEN c.kind IN ('state_changed', 'revived') THEN c.observed_at
                             ELSE a.state_changed_at END,
-    deleted_at = NULL, last_sync_id = $sync_id
+    deleted_at = NULL, last_sync_id = c.sync_id
 FROM roughy_classified AS c
 WHERE a.id = c.id AND c.kind IN ('revived', 'state_changed', 'updated', 'unchanged')
 """
@@ -72,7 +83,7 @@ _APPEARED_COLUMNS, _APPEARED_VALUES = insert_select(
         "last_seen_at": "observed_at",
         "state_changed_at": "observed_at",
         "deleted_at": "NULL",
-        "last_sync_id": "$sync_id",
+        "last_sync_id": "sync_id",
     }
 )
 _INSERT_APPEARED = f"""
@@ -84,39 +95,47 @@ FROM {{source}}
 
 _INSERT_NEW = _INSERT_APPEARED.format(source="roughy_classified WHERE kind = 'appeared'")
 
-_STORED_ROWS = "SELECT count(*) > 0 FROM roughy.assets WHERE project_id = ?"
+_STORED_ROWS = (
+    "SELECT count(*) > 0 FROM roughy.assets WHERE project_id IN (SELECT project_id FROM roughy_sync_ids)"
+)
 
-_INSERT_FIRST_LOAD = _INSERT_APPEARED.format(source=f"{_OBSERVED} AS o")
+_INSERT_FIRST_LOAD = _INSERT_APPEARED.format(
+    source=f"{_OBSERVED} AS o JOIN roughy_sync_ids USING (project_id)"
+)
 
-_RECORD_FIRST_LOAD_EVENTS = """
+_WRITTEN = "last_sync_id IN (SELECT sync_id FROM roughy_sync_ids)"
+"""The rows this write touched (each carries its project's sync id)."""
+
+_RECORD_FIRST_LOAD_EVENTS = f"""
 INSERT INTO roughy.asset_events (sync_id, project_id, asset_id, kind, old_state, new_state, observed_at)
-SELECT $sync_id, project_id, id, 'appeared', NULL, state, first_seen_at
-FROM roughy.assets WHERE last_sync_id = $sync_id
+SELECT last_sync_id, project_id, id, 'appeared', NULL, state, first_seen_at
+FROM roughy.assets WHERE {_WRITTEN}
 """
 
-_IDS_WRITTEN_TWICE = """
+_IDS_WRITTEN_TWICE = f"""
 SELECT CAST(a.id AS VARCHAR), count(*), CAST(any_value(a.project_id) AS VARCHAR)
 FROM roughy.assets AS a
-SEMI JOIN (SELECT id FROM roughy.assets WHERE last_sync_id = $sync_id) AS written ON a.id = written.id
+SEMI JOIN (SELECT id FROM roughy.assets WHERE {_WRITTEN}) AS written ON a.id = written.id
 GROUP BY a.id HAVING count(*) > 1
 LIMIT 1
 """
 
 _GONE = """
 CREATE OR REPLACE TEMP TABLE roughy_gone AS
-SELECT a.id, a.project_id, a.state, g.observed_at
+SELECT a.id, a.project_id, a.state, g.observed_at, s.sync_id
 FROM (SELECT CAST(id AS UUID) AS id, observed_at FROM roughy_gone_arrow) AS g
 JOIN roughy.assets AS a ON a.id = g.id
-WHERE a.project_id = $project_id AND a.deleted_at IS NULL AND a.last_seen_at < g.observed_at
+JOIN roughy_sync_ids AS s ON s.project_id = a.project_id
+WHERE a.deleted_at IS NULL AND a.last_seen_at < g.observed_at
 """
 
 _RECORD_DELETIONS = """
 INSERT INTO roughy.asset_events (sync_id, project_id, asset_id, kind, old_state, new_state, observed_at)
-SELECT $sync_id, project_id, id, 'deleted', state, NULL, observed_at FROM roughy_gone
+SELECT sync_id, project_id, id, 'deleted', state, NULL, observed_at FROM roughy_gone
 """
 
 _MARK_DELETED = """
-UPDATE roughy.assets AS a SET deleted_at = g.observed_at, last_sync_id = $sync_id
+UPDATE roughy.assets AS a SET deleted_at = g.observed_at, last_sync_id = g.sync_id
 FROM roughy_gone AS g WHERE a.id = g.id
 """
 
@@ -143,6 +162,12 @@ class SyncReport:
     duration_seconds: float
     counts_by_state: dict[str, int] = field(default_factory=dict)
     remote_totals: dict[str, int] = field(default_factory=dict)
+    """The remote `total` per state (a one-project sync); empty for a project of an account sync, which
+    reads account-wide lists (`AccountSyncReport.remote_totals` holds those)."""
+    reason: str = ""
+    """Why `verified` is false, in words (empty when verified)."""
+    account_wide: bool = False
+    """Whether this project was synced by an account sync (its request counts are the whole sync's)."""
 
 
 class AssetStore:
@@ -172,67 +197,103 @@ class AssetStore:
                 ensure_schema(connection, self.database)
             yield connection
 
-    def load_snapshot(self, project_id: str) -> LocalSnapshot:
-        """The live stored assets of a project and its watermark, as the sync engine needs them.
+    def load_snapshot(self, project_id: str | None) -> MemoryView:
+        """Every live stored asset of a project (or of every project, for None) in memory, as a `LocalView`.
 
+        For reads that look at every row anyway (full refreshes); an incremental sync asks `local_view`.
         A file that does not exist yet holds nothing: it is created by the write, not opened twice.
         """
+        with self.local_view(project_id) as view:
+            if not isinstance(view, DuckDBView):
+                return MemoryView(watermark_us=view.watermark_us)
+            return MemoryView(view.all_live(), watermark_us=view.watermark_us)
+
+    def stored_projects(self) -> set[str]:
+        """Every project with a row in the file (lowercase UUID text); empty when there is no file yet."""
         if self.database != ":memory:" and not Path(self.database).expanduser().exists():
-            prepare_folder(self.database)  # a folder that cannot be written fails now, before any request
-            return LocalSnapshot()
+            return set()
         with self.connect() as connection:
             rows = connection.execute(
-                "SELECT CAST(id AS VARCHAR), state, epoch_us(created_at) FROM roughy.assets "
-                "WHERE project_id = ? AND deleted_at IS NULL",
-                [project_id],
+                "SELECT DISTINCT CAST(project_id AS VARCHAR) FROM roughy.assets"
             ).fetchall()
-            watermark = connection.execute(
-                "SELECT max(epoch_us(created_at)) FROM roughy.assets WHERE project_id = ?", [project_id]
-            ).fetchone()
-        live = {row[0]: LocalAsset(row[0], AssetState(row[1]), int(row[2])) for row in rows}
-        return LocalSnapshot(
-            live=live, watermark_us=None if not watermark or watermark[0] is None else watermark[0]
-        )
+        return {row[0] for row in rows}
+
+    @contextmanager
+    def local_view(self, project_id: str | None) -> Iterator[LocalView]:
+        """The stored side of a sync of one project (or the account, for None), answered by SQL on a
+        read-only connection held until the block ends (close it before writing)."""
+        if self.database != ":memory:" and not Path(self.database).expanduser().exists():
+            prepare_folder(self.database)  # a folder that cannot be written fails now, before any request
+            yield MemoryView()
+            return
+        with self.connect() as connection:
+            pass  # creates or migrates the schema if needed (a read-only connection cannot)
+        with self.connect(read_only=True) as connection:
+            yield DuckDBView(connection, project_id)
 
     def write(self, observation: RemoteObservation) -> SyncReport:
-        """Apply a sync's observations in one transaction: all of it is stored, or none of it."""
+        """Apply a one-project sync's observations in one transaction: all of it is stored, or none of it."""
+        if observation.project_id is None:
+            raise ValueError("an account-wide observation is written by write_projects()")
+        return self.write_projects(observation, [observation.project_id])[observation.project_id]
+
+    def write_projects(
+        self, observation: RemoteObservation, projects: Iterable[str]
+    ) -> dict[str, SyncReport]:
+        """Apply a sync's observations for `projects` in one transaction (one `sync_runs` row and sync id
+        each; rows of other projects are left out): all of it is stored, or none of it."""
+        project_list = sorted(set(projects))
         observed = observation.rows
         gone = pa.Table.from_pylist(
             [{"id": d.asset_id, "observed_at": d.observed_at} for d in observation.deletions.values()],
             schema=_GONE_SCHEMA,
         )
-        project = observation.project_id
         with self.connect() as connection:
             connection.execute(f"SET threads = {write_threads(observed.num_rows)}")
             connection.register("roughy_observation_arrow", observed)
             connection.register("roughy_gone_arrow", gone)
             connection.execute("BEGIN TRANSACTION")
             try:
-                sync_id = _scalar(connection, "SELECT nextval('roughy.sync_id_seq')")
-                parameters = {"sync_id": sync_id}
-                if _scalar(connection, _STORED_ROWS, [project]):
-                    kinds = _merge(connection, parameters)
-                else:
-                    kinds = _first_load(connection, parameters)
-                connection.execute(_GONE, {"project_id": project})
-                deleted = _scalar(connection, "SELECT count(*) FROM roughy_gone")
-                connection.execute(_RECORD_DELETIONS, parameters)
-                connection.execute(_MARK_DELETED, parameters)
-                _check_ids_unique(connection, parameters)
-                counts = dict(
+                connection.execute(_SYNC_IDS, {"projects": project_list})
+                sync_ids = dict(
                     connection.execute(
-                        "SELECT state, count(*) FROM roughy.assets "
-                        "WHERE project_id = ? AND deleted_at IS NULL GROUP BY state",
-                        [project],
+                        "SELECT CAST(project_id AS VARCHAR), sync_id FROM roughy_sync_ids"
                     ).fetchall()
                 )
-                report = _report(observation, sync_id, self.database, kinds, deleted, counts)
-                _record_sync_run(connection, report, observation)
+                stored = _scalar(connection, _STORED_ROWS)
+                kinds = _merge(connection) if stored else _first_load(connection)
+                connection.execute(_GONE)
+                deleted = _by_project(
+                    connection, "SELECT CAST(project_id AS VARCHAR), count(*) FROM roughy_gone GROUP BY 1"
+                )
+                connection.execute(_RECORD_DELETIONS)
+                connection.execute(_MARK_DELETED)
+                _check_ids_unique(connection)
+                counts: dict[str, dict[str, int]] = {}
+                for project, state, count in connection.execute(
+                    "SELECT CAST(project_id AS VARCHAR), state, count(*) FROM roughy.assets "
+                    "WHERE project_id IN (SELECT project_id FROM roughy_sync_ids) AND deleted_at IS NULL "
+                    "GROUP BY ALL"
+                ).fetchall():
+                    counts.setdefault(project, {})[state] = count
+                reports = {
+                    project: _report(
+                        observation,
+                        sync_ids[project],
+                        project,
+                        self.database,
+                        kinds.get(project, {}),
+                        deleted.get(project, 0),
+                        counts.get(project, {}),
+                    )
+                    for project in project_list
+                }
+                _record_sync_runs(connection, list(reports.values()), observation)
                 connection.execute("COMMIT")
             except BaseException:
                 rollback(connection)  # never hides the failure: after a failed COMMIT, nothing to undo
                 raise
-        return report
+        return reports
 
 
 ROW_GROUP_ROWS = 122_880
@@ -249,29 +310,46 @@ def write_threads(rows: int) -> int:
     return max(1, min(os.cpu_count() or 1, -(-rows // ROW_GROUP_ROWS)))
 
 
-def _merge(connection: duckdb.DuckDBPyConnection, parameters: dict[str, int]) -> dict[str, int]:
+def _merge(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
     """Classify each observed row against the stored one, record the events, update and insert."""
     connection.execute(_CLASSIFY)
-    kinds = dict(connection.execute("SELECT kind, count(*) FROM roughy_classified GROUP BY kind").fetchall())
-    connection.execute(_RECORD_EVENTS, parameters)
-    connection.execute(_UPDATE_SEEN, parameters)
-    connection.execute(_INSERT_NEW, parameters)
+    kinds = _kinds(
+        connection, "SELECT CAST(project_id AS VARCHAR), kind, count(*) FROM roughy_classified GROUP BY ALL"
+    )
+    connection.execute(_RECORD_EVENTS)
+    connection.execute(_UPDATE_SEEN)
+    connection.execute(_INSERT_NEW)
     return kinds
 
 
-def _first_load(connection: duckdb.DuckDBPyConnection, parameters: dict[str, int]) -> dict[str, int]:
-    """A project with nothing stored: every observed row appears, so it is inserted without classifying.
+def _first_load(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
+    """Projects with nothing stored: every observed row appears, so it is inserted without classifying.
 
     Its ids are still checked against the whole table before the commit (`_check_ids_unique`).
     """
-    inserted = _scalar(connection, _INSERT_FIRST_LOAD, parameters)
-    connection.execute(_RECORD_FIRST_LOAD_EVENTS, parameters)
-    return {"appeared": inserted}
+    connection.execute(_INSERT_FIRST_LOAD)
+    connection.execute(_RECORD_FIRST_LOAD_EVENTS)
+    return _kinds(
+        connection,
+        "SELECT CAST(project_id AS VARCHAR), 'appeared', count(*) FROM roughy.assets "
+        f"WHERE {_WRITTEN} GROUP BY 1",
+    )
 
 
-def _check_ids_unique(connection: duckdb.DuckDBPyConnection, parameters: dict[str, int]) -> None:
+def _kinds(connection: duckdb.DuckDBPyConnection, sql: str) -> dict[str, dict[str, int]]:
+    kinds: dict[str, dict[str, int]] = {}
+    for project, kind, count in connection.execute(sql).fetchall():
+        kinds.setdefault(project, {})[kind] = int(count)
+    return kinds
+
+
+def _by_project(connection: duckdb.DuckDBPyConnection, sql: str) -> dict[str, int]:
+    return {project: int(count) for project, count in connection.execute(sql).fetchall()}
+
+
+def _check_ids_unique(connection: duckdb.DuckDBPyConnection) -> None:
     """Refuse to commit a sync that would leave an id it wrote on two rows (the table has no key index)."""
-    twice = connection.execute(_IDS_WRITTEN_TWICE, parameters).fetchall()
+    twice = connection.execute(_IDS_WRITTEN_TWICE).fetchall()
     if twice:
         raise RoughyStoreError(
             f"this sync would store asset {twice[0][0]} on {twice[0][1]} rows of roughy.assets (project "
@@ -287,14 +365,16 @@ def _scalar(connection: duckdb.DuckDBPyConnection, sql: str, parameters: object 
 def _report(
     observation: RemoteObservation,
     sync_id: int,
+    project_id: str,
     database: str,
     kinds: dict[str, int],
     deleted: int,
     counts: dict[str, int],
 ) -> SyncReport:
+    account_wide = observation.project_id is None
     return SyncReport(
         sync_id=sync_id,
-        project_id=observation.project_id,
+        project_id=project_id,
         mode=observation.mode,
         database=database,
         requests=observation.requests,
@@ -310,7 +390,11 @@ def _report(
         unresolved=len(observation.unresolved),
         duration_seconds=(observation.finished_at - observation.started_at).total_seconds(),
         counts_by_state={state.value: counts.get(state.value, 0) for state in AssetState},
-        remote_totals={state.value: total for state, total in observation.remote_totals.items()},
+        remote_totals=(
+            {} if account_wide else {state.value: total for state, total in observation.remote_totals.items()}
+        ),
+        reason=observation.reason,
+        account_wide=account_wide,
     )
 
 
@@ -321,29 +405,62 @@ _SYNC_RUN_COLUMNS = (
 )
 
 
-def _record_sync_run(
-    connection: duckdb.DuckDBPyConnection, report: SyncReport, observation: RemoteObservation
+_SYNC_RUN_SELECT = _SYNC_RUN_COLUMNS.replace("project_id", "CAST(project_id AS UUID)").replace(
+    "finished_at", "current_timestamp"
+)
+
+
+def _record_sync_runs(
+    connection: duckdb.DuckDBPyConnection, reports: list[SyncReport], observation: RemoteObservation
 ) -> None:
-    totals = report.remote_totals
+    """One `roughy.sync_runs` row per project written (an account sync's rows share its request counts)."""
+    rows = [
+        {
+            "sync_id": report.sync_id,
+            "project_id": report.project_id,
+            "mode": report.mode,
+            "started_at": observation.started_at,
+            "requests": report.requests,
+            "pages": report.pages,
+            "retries": report.retries,
+            "new_count": report.new,
+            "changed_count": report.changed,
+            "deleted_count": report.deleted,
+            "revived_count": report.revived,
+            "unchanged_count": report.unchanged,
+            **{f"remote_{state.value}": report.remote_totals.get(state.value) for state in AssetState},
+            "live_rows": report.live_rows,
+            "verified": report.verified,
+            "unresolved": report.unresolved,
+        }
+        for report in reports
+    ]
+    runs = pa.Table.from_pylist(rows, schema=_SYNC_RUNS_SCHEMA)
+    connection.register("roughy_sync_runs_arrow", runs)
     connection.execute(
         f"INSERT INTO roughy.sync_runs ({_SYNC_RUN_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, current_timestamp, " + ", ".join(["?"] * 16) + ")",
-        [
-            report.sync_id,
-            report.project_id,
-            report.mode,
-            observation.started_at,
-            report.requests,
-            report.pages,
-            report.retries,
-            report.new,
-            report.changed,
-            report.deleted,
-            report.revived,
-            report.unchanged,
-            *(totals.get(state.value) for state in AssetState),
-            report.live_rows,
-            report.verified,
-            report.unresolved,
-        ],
+        f"SELECT {_SYNC_RUN_SELECT} FROM roughy_sync_runs_arrow"
     )
+    connection.unregister("roughy_sync_runs_arrow")
+
+
+_SYNC_RUNS_SCHEMA = pa.schema(
+    [
+        ("sync_id", pa.int64()),
+        ("project_id", pa.string()),
+        ("mode", pa.string()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("requests", pa.int64()),
+        ("pages", pa.int64()),
+        ("retries", pa.int64()),
+        ("new_count", pa.int64()),
+        ("changed_count", pa.int64()),
+        ("deleted_count", pa.int64()),
+        ("revived_count", pa.int64()),
+        ("unchanged_count", pa.int64()),
+        *((f"remote_{state.value}", pa.int64()) for state in AssetState),
+        ("live_rows", pa.int64()),
+        ("verified", pa.bool_()),
+        ("unresolved", pa.int64()),
+    ]
+)

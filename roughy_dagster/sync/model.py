@@ -9,6 +9,7 @@ import msgspec
 import pyarrow as pa
 
 from ..client import AssetState
+from ..client.paging import created_us as created_us  # re-exported: the listing's order key
 
 REACHABLE: dict[AssetState, frozenset[AssetState]] = {
     AssetState.PENDING_UPLOAD: frozenset(AssetState),
@@ -20,11 +21,6 @@ REACHABLE: dict[AssetState, frozenset[AssetState]] = {
     AssetState.FAILED: frozenset({AssetState.FAILED}),
 }
 """The states an asset in a given state can be in later (itself included)."""
-
-
-def created_us(moment: datetime) -> int:
-    """A timestamp as integer microseconds since the epoch: the order key of the listing."""
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
 class LocalAsset(msgspec.Struct, frozen=True, gc=False):
@@ -77,7 +73,8 @@ class Deletion:
 class RemoteObservation:
     """Everything one sync learned from the API, ready to be written in one transaction."""
 
-    project_id: str
+    project_id: str | None
+    """The project read, or None when the account-wide lists were read."""
     mode: str
     started_at: datetime
     finished_at: datetime
@@ -91,3 +88,5 @@ class RemoteObservation:
     requests: int
     pages: int
     retries: int
+    reason: str = ""
+    """Why `verified` is false, in words (empty when verified)."""

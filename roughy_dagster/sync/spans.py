@@ -1,4 +1,14 @@
-"""What one page of a list proves: the `created_at` range it covers completely, shared by sync and sensor."""
+"""What one page of a list proves: the range of the listing's order it covers completely.
+
+The listing is ordered newest first by `created_at`; ties have no documented second key. A `KeySpan`
+is a range of order keys `(created_us, id)` with exclusive bounds: every asset of the list whose key lies
+strictly inside was on the page, at that request. When the server is seen ordering ties by id (newest
+first, larger id first, and never otherwise), the id breaks ties and a tie group longer than a page is
+covered page by page; until then only `created_us` counts, so an asset tied with a page's edge is never
+taken as proven absent.
+
+`PageSpan`/`span_of` are the older, `created_at`-only form the state watcher still uses.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +16,56 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..client import AssetPage, AssetState
-from .model import created_us
+from ..client.paging import created_us
 
 INFINITY = float("inf")
+
+Key = tuple[int, str]
+"""An asset's place in the listing's order: `(created_us, id)`; the listing is in descending key order."""
+
+LOWEST: Key = (-(2**63), "")
+HIGHEST: Key = (2**63 - 1, "\uffff")
+
+
+@dataclass(frozen=True)
+class KeySpan:
+    """The keys (exclusive bounds) one page of one list covers completely, at request `seq`."""
+
+    state: AssetState
+    seq: int
+    low: Key
+    high: Key
+
+    def brackets(self, key: Key, *, ties_by_id: bool) -> bool:
+        """Whether every asset of this list with `key` was on the page (see the module doc for ties)."""
+        if ties_by_id:
+            return self.low < key < self.high
+        return self.low[0] < key[0] < self.high[0]
+
+
+def key_span(page: AssetPage, state: AssetState, seq: int, offset: int, *, ends_list: bool) -> KeySpan | None:
+    """The keys a page proves complete, or None when it proves nothing.
+
+    `ends_list`: the walk proved that nothing follows this page (an empty page right after it); only then
+    does the span reach down to the lowest key. `total` is never trusted for that.
+    """
+    if not page.items:
+        return KeySpan(state, seq, LOWEST, HIGHEST) if offset == 0 else None
+    first, last = page.items[0], page.items[-1]
+    high = HIGHEST if offset == 0 else (created_us(first.created_at), first.id)
+    low = LOWEST if ends_list else (created_us(last.created_at), last.id)
+    return KeySpan(state, seq, low, high)
+
+
+def ties_order(page: AssetPage) -> bool | None:
+    """How the page orders tied items: True if by id descending, False if not, None when it has no ties."""
+    seen = None
+    for before, after in zip(page.items, page.items[1:], strict=False):
+        if before.created_at == after.created_at:
+            if before.id < after.id:
+                return False
+            seen = True
+    return seen
 
 
 @dataclass(frozen=True)

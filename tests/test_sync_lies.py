@@ -1,0 +1,167 @@
+"""Issue #14's engine inputs: a server that miscounts, shortens pages or ties more assets than a page holds.
+
+Each sync ends within its budget and never marks a live asset deleted; what it cannot prove it reports as
+`verified=False` with the reason, in the report and in `roughy.sync_runs`. Real DuckDB files, the emulator
+over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from roughy_dagster import sync_account
+from roughy_dagster.client import RetryPolicy, RoughyClient
+from roughy_dagster.emulator import Emulator, World
+from roughy_dagster.project_sync import sync_project
+from roughy_dagster.store import AssetStore
+from roughy_dagster.sync import SyncEngine
+
+from .helpers import query, stored_listing, truth
+
+
+def live_deleted(database, world: World) -> set[str]:
+    """Assets marked deleted in the file that the emulator still lists (must always be empty)."""
+    gone = query(database, "SELECT id::VARCHAR FROM roughy.assets WHERE deleted_at IS NOT NULL")
+    return {row[0] for row in gone} & set(world.assets)
+
+
+def client_for(emulator: Emulator) -> RoughyClient:
+    return RoughyClient(emulator.api_key, emulator.base_url, sleep=lambda _: None, retry=RetryPolicy())
+
+
+@pytest.mark.parametrize(
+    "bias", [{"ready": 1}, {"*": 50}, {"*": 10**6}, {"ready": -1}, {"*": -150}, {"processing": -2}]
+)
+@pytest.mark.parametrize("full_refresh", [False, True])
+def test_a_wrong_total_never_loops_and_never_deletes_what_exists(tmp_path, bias, full_refresh):
+    world = World.seeded(seed=11, projects=1, assets_per_project=430)
+    project = world.projects[0]
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        sync_project(client, database, project)  # an honest first load
+        for change in range(6):
+            world.random_changes(1, project_id=project)
+            del change
+        emulator.app.total_bias = bias
+        report = sync_project(client, database, project, full_refresh=full_refresh)
+        assert report.requests < 600
+        assert not live_deleted(database, world)
+        if not report.verified:
+            assert "total" in report.reason
+            runs = query(
+                database, "SELECT verified FROM roughy.sync_runs WHERE sync_id = ?", [report.sync_id]
+            )
+            assert runs == [(False,)]
+        emulator.app.total_bias = {}
+        again = sync_project(client, database, project, full_refresh=True)
+        assert again.verified and again.revived == 0, "no asset was ever falsely deleted"
+        assert stored_listing(database, project) == truth(world, project)
+
+
+@pytest.mark.parametrize("max_items", [1, 7, 60])
+def test_short_pages_end_and_delete_nothing_alive(tmp_path, max_items):
+    world = World.seeded(seed=5, projects=1, assets_per_project=250)
+    project = world.projects[0]
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world, max_page_items=max_items) as emulator, client_for(emulator) as client:
+        first = sync_project(client, database, project)
+        assert stored_listing(database, project) == truth(world, project)
+        world.random_changes(8, project_id=project)
+        report = sync_project(client, database, project)
+        assert not live_deleted(database, world)
+        if max_items == 1:
+            assert not first.verified and "one-item pages" in first.reason
+        full = sync_project(client, database, project, full_refresh=True)
+        assert not live_deleted(database, world)
+        if max_items == 1:  # one-item pages prove no absence: deletions stay unproven, and it says so
+            assert not full.verified and "one-item pages" in full.reason
+        else:
+            assert stored_listing(database, project) == truth(world, project)
+        assert report.requests < 1200 and full.requests < 1200
+
+
+@pytest.mark.parametrize("mode", ["incremental", "again", "full"])
+def test_a_deletion_inside_a_tie_group_longer_than_a_page_is_recorded(tmp_path, mode):
+    world = World.seeded(seed=9, projects=1, assets_per_project=120)
+    project = world.projects[0]
+    moment = datetime(2025, 12, 1, tzinfo=UTC)
+    group = world.add_tie_group(project, 150, created_at=moment)
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        assert sync_project(client, database, project).verified
+        victim = group[97]  # around the first page boundary of the group
+        world.delete(victim.id)
+        if mode == "again":
+            sync_project(client, database, project)
+        report = sync_project(client, database, project, full_refresh=mode == "full")
+        assert report.verified, report.reason
+        assert stored_listing(database, project) == truth(world, project)
+        deleted = query(
+            database,
+            "SELECT count(*) FROM roughy.asset_events WHERE kind = 'deleted' AND asset_id = ?",
+            [victim.id],
+        )
+        assert deleted == [(1,)]
+
+
+def test_a_quiet_sync_reads_few_stored_rows(tmp_path):
+    world = World.seeded(seed=4, projects=1, assets_per_project=5000)
+    project = world.projects[0]
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        sync_project(client, database, project)
+        store = AssetStore(database)
+        with store.local_view(project) as view:
+            observation = SyncEngine(client, project, view).run()
+            fetched = view.rows_fetched
+        assert observation.verified and not observation.deletions
+        # what it fetched is the stored state of the ids on the pages it read, nothing else
+        assert fetched <= 100 * observation.pages < 5000 / 5, f"a quiet sync fetched {fetched} stored rows"
+
+
+def test_the_account_sync_under_lies_ends_and_deletes_nothing_alive(tmp_path):
+    world = World.seeded(seed=21, projects=4, assets_per_project=120)
+    database = tmp_path / "roughy.duckdb"
+    with (
+        Emulator(world, max_page_items=30, total_bias={"*": -40}) as emulator,
+        client_for(emulator) as client,
+    ):
+        sync_account(client, database)
+        world.random_changes(10)
+        report = sync_account(client, database, full_refresh=True)
+        assert report.requests < 1000
+        assert not live_deleted(database, world)
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    seed=st.integers(0, 2**16),
+    size=st.integers(0, 300),
+    bias=st.integers(-200, 200),
+    max_items=st.one_of(st.none(), st.integers(1, 100)),
+    changes=st.integers(0, 8),
+    full=st.booleans(),
+)
+def test_any_lie_about_total_and_page_length_ends_within_budget_and_deletes_nothing_alive(
+    tmp_path_factory, seed, size, bias, max_items, changes, full
+):
+    world = World.seeded(seed=seed, projects=1, assets_per_project=size)
+    project = world.projects[0]
+    database = tmp_path_factory.mktemp("lies") / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        sync_project(client, database, project)
+        emulator.app.total_bias = {"*": bias}
+        emulator.app.max_page_items = max_items
+        world.random_changes(changes, project_id=project)
+        report = sync_project(client, database, project, full_refresh=full, max_extra_requests=200)
+        budget = 200 + 10 + sum(2 * -(-max(0, t) // 99) + 2 for t in report.remote_totals.values()) + 10
+        assert report.requests <= budget
+        assert not live_deleted(database, world)
