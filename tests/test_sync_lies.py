@@ -53,9 +53,9 @@ def test_a_wrong_total_never_loops_and_never_deletes_what_exists(tmp_path, bias,
         if not report.verified:
             assert "total" in report.reason
             runs = query(
-                database, "SELECT verified FROM roughy.sync_runs WHERE sync_id = ?", [report.sync_id]
+                database, "SELECT verified, reason FROM roughy.sync_runs WHERE sync_id = ?", [report.sync_id]
             )
-            assert runs == [(False,)]
+            assert runs == [(False, report.reason)]
         emulator.app.total_bias = {}
         again = sync_project(client, database, project, full_refresh=True)
         assert again.verified and again.revived == 0, "no asset was ever falsely deleted"

@@ -166,6 +166,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     # version 4: `unfit_values`, the API's values that their typed column cannot hold exactly
     # (`roughy_dagster.sync.values`)
     lambda connection: add_columns(connection, 4),
+    # version 5: why a sync could not prove the stored rows equal to the listing (NULL when verified)
+    "ALTER TABLE roughy.sync_runs ADD COLUMN reason VARCHAR;",
 )
 
 CURRENT_VERSION = len(MIGRATIONS)

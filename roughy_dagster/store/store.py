@@ -401,7 +401,7 @@ def _report(
 _SYNC_RUN_COLUMNS = (
     "sync_id, project_id, mode, started_at, finished_at, requests, pages, retries, new_count, changed_count, "
     "deleted_count, revived_count, unchanged_count, remote_pending_upload, remote_processing, "
-    "remote_pending_payment, remote_ready, remote_failed, live_rows, verified, unresolved"
+    "remote_pending_payment, remote_ready, remote_failed, live_rows, verified, unresolved, reason"
 )
 
 
@@ -432,6 +432,7 @@ def _record_sync_runs(
             "live_rows": report.live_rows,
             "verified": report.verified,
             "unresolved": report.unresolved,
+            "reason": report.reason or None,
         }
         for report in reports
     ]
@@ -462,5 +463,6 @@ _SYNC_RUNS_SCHEMA = pa.schema(
         ("live_rows", pa.int64()),
         ("verified", pa.bool_()),
         ("unresolved", pa.int64()),
+        ("reason", pa.string()),
     ]
 )
