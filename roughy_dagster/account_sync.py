@@ -81,7 +81,7 @@ def sync_account(
     if selected is None:
         seen = pc.unique(observation.rows.column("project_id")).to_pylist()
         selected = sorted({p for p in seen if p is not None} | store.stored_projects())
-    reports = store.write_projects(observation, selected) if selected else {}
+    reports = store.write_projects(observation, selected)
     return AccountSyncReport(
         projects=reports,
         requests=observation.requests,
