@@ -8,8 +8,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
-import pyarrow.compute as pc
-
 from .client import RoughyClient
 from .client.client import validate_project_id
 from .project_sync import observe
@@ -78,9 +76,6 @@ def sync_account(
         max_extra_requests=max_extra_requests,
         concurrency=concurrency,
     )
-    if selected is None:
-        seen = pc.unique(observation.rows.column("project_id")).to_pylist()
-        selected = sorted({p for p in seen if p is not None} | store.stored_projects())
     reports = store.write_projects(observation, selected)
     return AccountSyncReport(
         projects=reports,

@@ -215,6 +215,17 @@ class EmulatorApp:
                 result = world.advance(payload["asset_id"], payload.get("state")).to_dict()
             elif action == "delete" and scope["method"] == "POST":
                 result = world.delete(payload["asset_id"]).to_dict()
+            elif action == "settings" and scope["method"] == "POST":
+                if "latency_ms" in payload:
+                    self.latency_ms = float(payload["latency_ms"])
+                if "total_bias" in payload:
+                    self.total_bias = {
+                        k if k != "" else None: int(v) for k, v in payload["total_bias"].items()
+                    }
+                if "max_page_items" in payload:
+                    items = payload["max_page_items"]
+                    self.max_page_items = None if items is None else int(items)
+                result = {"latency_ms": self.latency_ms, "max_page_items": self.max_page_items}
             elif action == "add_project" and scope["method"] == "POST":
                 result = {"project_id": world.add_project()}
             else:

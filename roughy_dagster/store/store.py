@@ -22,7 +22,7 @@ from ..sync.model import RemoteObservation
 from .columns import OBSERVED_COLUMNS, changed, insert_select, set_observed_fields
 from .connection import create_whole, open_database, prepare_folder, rollback
 from .errors import RoughyStoreError
-from .schema import check_readable, ensure_schema, first_row
+from .schema import CURRENT_VERSION, check_readable, ensure_schema, first_row, schema_version
 from .view import DuckDBView
 
 _GONE_SCHEMA = pa.schema([("id", pa.string()), ("observed_at", pa.timestamp("us", tz="UTC"))])
@@ -226,10 +226,17 @@ class AssetStore:
             prepare_folder(self.database)  # a folder that cannot be written fails now, before any request
             yield MemoryView()
             return
-        with self.connect() as connection:
-            pass  # creates or migrates the schema if needed (a read-only connection cannot)
-        with self.connect(read_only=True) as connection:
-            yield DuckDBView(connection, project_id)
+        with open_database(
+            self.database, read_only=True, lock_wait_seconds=self.lock_wait_seconds
+        ) as connection:
+            current = schema_version(connection, self.database) == CURRENT_VERSION
+            if current:
+                yield DuckDBView(connection, project_id)
+        if not current:  # created or migrated first (a read-only connection cannot), then read
+            with self.connect():
+                pass
+            with self.connect(read_only=True) as connection:
+                yield DuckDBView(connection, project_id)
 
     def write(self, observation: RemoteObservation) -> SyncReport:
         """Apply a one-project sync's observations in one transaction: all of it is stored, or none of it."""
@@ -238,11 +245,11 @@ class AssetStore:
         return self.write_projects(observation, [observation.project_id])[observation.project_id]
 
     def write_projects(
-        self, observation: RemoteObservation, projects: Iterable[str]
+        self, observation: RemoteObservation, projects: Iterable[str] | None
     ) -> dict[str, SyncReport]:
         """Apply a sync's observations for `projects` in one transaction (one `sync_runs` row and sync id
-        each; rows of other projects are left out): all of it is stored, or none of it."""
-        project_list = sorted(set(projects))
+        each; rows of other projects are left out): all of it is stored, or none of it. `projects=None`
+        writes every project observed or already stored."""
         observed = observation.rows
         gone = pa.Table.from_pylist(
             [{"id": d.asset_id, "observed_at": d.observed_at} for d in observation.deletions.values()],
@@ -254,6 +261,16 @@ class AssetStore:
             connection.register("roughy_gone_arrow", gone)
             connection.execute("BEGIN TRANSACTION")
             try:
+                if projects is None:  # every project observed or stored
+                    projects = [
+                        row[0]
+                        for row in connection.execute(
+                            "SELECT DISTINCT project_id FROM roughy_observation_arrow "
+                            "WHERE project_id IS NOT NULL "
+                            "UNION SELECT DISTINCT CAST(project_id AS VARCHAR) FROM roughy.assets"
+                        ).fetchall()
+                    ]
+                project_list = sorted(set(projects))
                 connection.execute(_SYNC_IDS, {"projects": project_list})
                 sync_ids = dict(
                     connection.execute(

@@ -1,0 +1,217 @@
+"""Issue #13's worlds: what a sync costs as the account grows, at loopback and at 50 ms per request.
+
+Run: python bench/scale.py [--projects 300 --assets 300 --big 200000 --abandoned 20000]. Issue #13's targets
+are stated for 1,000 projects x 1,000 assets and a project of 1,000,000; the defaults are scaled so the
+script finishes in a few minutes on a shared 2-core machine (pass the full sizes to measure them).
+
+Every world runs in its own emulator process; every measurement in a fresh process (its own peak RSS).
+Times are also given as a ratio to a floor measured in the same run on the same emulator: a bare httpx loop
+paging the same listing one request at a time, storing nothing (`bench/_floor.py`), at the same latency.
+Requests are exact; they are what a real API charges for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _emulator import API_KEY, control
+
+WORLD = """
+import sys, json, time, threading
+from datetime import timedelta
+from roughy_dagster.emulator import Emulator, World
+spec = json.loads(sys.argv[1])
+world = World.seeded(seed=spec["seed"], projects=spec["projects"], assets_per_project=spec["assets"])
+if spec.get("abandoned"):
+    # old uploads nobody finished, then a month of ordinary life on top
+    project = world.projects[0]
+    for index in range(spec["abandoned"]):
+        world.add_asset(project, state="pending_upload" if index % 3 else "processing")
+    world.clock += timedelta(days=30)
+    for index in range(spec.get("recent", 200)):
+        world.add_asset(project, state="ready")
+emulator = Emulator(world, api_key=spec["key"]).start()
+print("listening on", emulator.base_url, flush=True)
+threading.Event().wait()
+"""
+
+FLOOR = """
+import json, resource, sys, time
+base, key, bench, project = sys.argv[1:5]
+sys.path.insert(0, bench)
+import httpx
+started = time.perf_counter()
+requests = offset = 0
+with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as http:
+    while True:
+        parameters = {"limit": 100, "offset": offset}
+        if project:
+            parameters["project_id"] = project
+        page = http.get("/v1/assets", params=parameters).json()
+        requests += 1
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            break
+print(json.dumps({"seconds": time.perf_counter() - started, "requests": requests,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+SYNC = """
+import json, resource, sys, time
+from roughy_dagster import RoughyClient, sync_account, sync_project
+base, key, database, project, full, concurrency = sys.argv[1:7]
+started = time.perf_counter()
+options = {"full_refresh": full == "1"}
+if concurrency:
+    options["concurrency"] = int(concurrency)
+with RoughyClient(key, base) as client:
+    if project:
+        report = sync_project(client, database, project, **options)
+        projects = 1
+    else:
+        report = sync_account(client, database, **options)
+        projects = len(report.projects)
+    changes = report.new + report.changed + report.deleted + report.revived
+print(json.dumps({"seconds": time.perf_counter() - started, "requests": report.requests,
+                  "projects": projects, "changes": changes, "verified": report.verified,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run(code: str, *args: str) -> dict:
+    """Run one measurement in a fresh process and parse its JSON line."""
+    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class World:
+    """One emulator process serving a world built from `spec`."""
+
+    def __init__(self, spec: dict) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", WORLD, json.dumps({**spec, "key": API_KEY})],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if "listening on" not in line:
+            raise RuntimeError(f"emulator did not start: {line!r}")
+        self.base_url = line.rsplit(" ", 1)[-1].strip()
+
+    def latency(self, milliseconds: float) -> None:
+        control(self.base_url, "settings", {"latency_ms": milliseconds})
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def floor(world: World, project: str = "") -> dict:
+    return run(FLOOR, world.base_url, API_KEY, str(Path(__file__).resolve().parent), project)
+
+
+def sync(
+    world: World, database: str, project: str = "", *, full: bool = False, concurrency: str = ""
+) -> dict:
+    return run(SYNC, world.base_url, API_KEY, database, project, "1" if full else "0", concurrency)
+
+
+def main() -> None:
+    """Measure every world and print one table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--projects", type=int, default=300)
+    parser.add_argument("--assets", type=int, default=300, help="assets per project of the account world")
+    parser.add_argument("--big", type=int, default=200_000, help="assets of the one large project")
+    parser.add_argument("--abandoned", type=int, default=20_000)
+    parser.add_argument("--latent", type=int, default=20_000, help="assets of the project read at 50 ms")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    args = parser.parse_args()
+    rows: list[tuple[str, dict, dict]] = []
+    folder = tempfile.mkdtemp()
+
+    def database(name: str) -> str:
+        return str(Path(folder) / f"{name}.duckdb")
+
+    # -- an account of many projects -----------------------------------------------------------------------
+    world = World({"seed": 1, "projects": args.projects, "assets": args.assets})
+    try:
+        size = f"{args.projects} projects x {args.assets}"
+        base = floor(world)
+        rows.append((f"floor: page the whole account ({size})", base, base))
+        rows.append((f"account first load ({size})", sync(world, database("account")), base))
+        rows.append(("account quiet cycle (sync_account)", sync(world, database("account")), base))
+        control(world.base_url, "changes", {"count": 10})
+        rows.append(("account cycle after 10 random changes", sync(world, database("account")), base))
+        rows.append(("account full reconcile", sync(world, database("account"), full=True), base))
+        world.latency(args.latency_ms)
+        slow = floor(world)
+        rows.append((f"floor at {args.latency_ms:.0f} ms per request", slow, slow))
+        rows.append(
+            (f"account quiet cycle at {args.latency_ms:.0f} ms", sync(world, database("account")), slow)
+        )
+        control(world.base_url, "changes", {"count": 10})
+        rows.append((f"10 changes at {args.latency_ms:.0f} ms", sync(world, database("account")), slow))
+    finally:
+        world.close()
+
+    # -- one large project ---------------------------------------------------------------------------------
+    world = World({"seed": 2, "projects": 1, "assets": args.big})
+    try:
+        project = control(world.base_url, "projects")["projects"][0]
+        floor(world, project)  # warm-up: the emulator caches each asset's JSON once
+        base = floor(world, project)
+        rows.append((f"floor: one project of {args.big:,}", base, base))
+        rows.append(("first load (sync_project)", sync(world, database("big"), project), base))
+        rows.append(("quiet sync", sync(world, database("big"), project), base))
+    finally:
+        world.close()
+
+    # -- a project read whole at 50 ms: several requests in flight against the sequential floor ------------
+    world = World({"seed": 3, "projects": 1, "assets": args.latent})
+    try:
+        project = control(world.base_url, "projects")["projects"][0]
+        world.latency(args.latency_ms)
+        slow = floor(world, project)
+        rows.append((f"floor: {args.latent:,} at {args.latency_ms:.0f} ms, sequential", slow, slow))
+        rows.append(("first load, default settings", sync(world, database("latent"), project), slow))
+        rows.append(
+            ("first load, concurrency=1", sync(world, database("latent1"), project, concurrency="1"), slow)
+        )
+    finally:
+        world.close()
+
+    # -- abandoned uploads ---------------------------------------------------------------------------------
+    world = World({"seed": 4, "projects": 1, "assets": 0, "abandoned": args.abandoned})
+    try:
+        project = control(world.base_url, "projects")["projects"][0]
+        base = floor(world, project)
+        rows.append((f"floor: {args.abandoned:,} abandoned uploads + 200", base, base))
+        rows.append(("first load", sync(world, database("abandoned"), project), base))
+        rows.append(("quiet sync", sync(world, database("abandoned"), project), base))
+        rows.append(("full reconcile", sync(world, database("abandoned"), project, full=True), base))
+    finally:
+        world.close()
+
+    print("\ntimes as ratio to the floor measured in this run (bare httpx paging, one request at a time)\n")
+    print(f"{'measurement':<52} {'requests':>9} {'seconds':>8} {'x floor':>8} {'peak MB':>8}  result")
+    for name, row, against in rows:
+        result = (
+            f"{row['projects']} projects, {row['changes']} changes, verified {row['verified']}"
+            if "verified" in row
+            else ""
+        )
+        print(
+            f"{name:<52} {row['requests']:>9} {row['seconds']:>8.2f} "
+            f"{row['seconds'] / against['seconds']:>8.2f} {row['peak_mb']:>8.0f}  {result}"
+        )
+
+
+if __name__ == "__main__":
+    main()
