@@ -161,7 +161,18 @@ def test_any_lie_about_total_and_page_length_ends_within_budget_and_deletes_noth
         emulator.app.total_bias = {"*": bias}
         emulator.app.max_page_items = max_items
         world.random_changes(changes, project_id=project)
-        report = sync_project(client, database, project, full_refresh=full, max_extra_requests=200)
-        budget = 200 + 10 + sum(2 * -(-max(0, t) // 99) + 2 for t in report.remote_totals.values()) + 10
-        assert report.requests <= budget
+        store = AssetStore(database)
+        if full:
+            engine = SyncEngine(
+                client, project, store.load_snapshot(project), full_refresh=True, max_extra_requests=200
+            )
+            observation = engine.run()
+        else:
+            with store.local_view(project) as view:
+                engine = SyncEngine(client, project, view, max_extra_requests=200)
+                observation = engine.run()
+        assert observation.requests <= engine.budget.limit
+        # the budget grows only with the first total of each list (twice its pages at the page length seen)
+        assert engine.budget.limit <= 200 + 10 + sum(2 * max(0, size + bias) + 2 for _ in range(5))
+        store.write(observation)
         assert not live_deleted(database, world)

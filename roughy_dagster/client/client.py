@@ -305,8 +305,8 @@ class AssetWalk:
     `complete` is true at the end. `shifted` is set (and a warning logged) when the listing changed
     while it was paged (`total` moved) or the walk could not be sure it skipped nothing (`reason` says
     why): assets added or moved meanwhile may be missing; walk again or run a sync to converge.
-    The walk makes at most `max_requests` requests (default: twice the pages the first `total` implies,
-    plus 20), so a server whose `total` or pages lie cannot keep it going.
+    The walk makes at most `max_requests` requests (default: twice the pages the first `total` implies at
+    the first page's length, plus 20), so a server whose `total` or pages lie cannot keep it going.
     """
 
     def __init__(
@@ -344,8 +344,13 @@ class AssetWalk:
             self.pages += 1
             if self.first_total is None:
                 self.first_total = page.total
-                if self.max_requests is None:
-                    budget.grant(2 * -(-page.total // (MAX_PAGE_SIZE - 1)) + 20)
+                if self.max_requests is None:  # twice the pages, at the page length the server gives
+                    step = (
+                        max(1, min(len(page.items), MAX_PAGE_SIZE) - 1)
+                        if len(page.items) < page.total
+                        else 99
+                    )
+                    budget.grant(2 * -(-page.total // step) + 20)
             elif page.total != self.last_total:
                 self.shifted = True
             self.last_total = page.total
