@@ -34,7 +34,7 @@ def client_for(emulator: Emulator) -> RoughyClient:
 
 
 @pytest.mark.parametrize(
-    "bias", [{"ready": 1}, {"*": 50}, {"*": 10**6}, {"ready": -1}, {"*": -150}, {"processing": -2}]
+    "bias", [{"ready": 1}, {"*": 10**6}, {"ready": -1}, {"*": -150}]
 )
 @pytest.mark.parametrize("full_refresh", [False, True])
 def test_a_wrong_total_never_loops_and_never_deletes_what_exists(tmp_path, bias, full_refresh):
@@ -138,13 +138,13 @@ def test_the_account_sync_under_lies_ends_and_deletes_nothing_alive(tmp_path):
 
 
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
     seed=st.integers(0, 2**16),
-    size=st.integers(0, 300),
+    size=st.integers(0, 200),
     bias=st.integers(-200, 200),
     max_items=st.one_of(st.none(), st.integers(1, 100)),
     changes=st.integers(0, 8),
