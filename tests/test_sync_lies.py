@@ -33,9 +33,7 @@ def client_for(emulator: Emulator) -> RoughyClient:
     return RoughyClient(emulator.api_key, emulator.base_url, sleep=lambda _: None, retry=RetryPolicy())
 
 
-@pytest.mark.parametrize(
-    "bias", [{"ready": 1}, {"*": 10**6}, {"ready": -1}, {"*": -150}]
-)
+@pytest.mark.parametrize("bias", [{"ready": 1}, {"*": 10**6}, {"ready": -1}, {"*": -150}])
 @pytest.mark.parametrize("full_refresh", [False, True])
 def test_a_wrong_total_never_loops_and_never_deletes_what_exists(tmp_path, bias, full_refresh):
     world = World.seeded(seed=11, projects=1, assets_per_project=430)
