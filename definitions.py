@@ -38,6 +38,14 @@ def ready_media_hours_by_day(duckdb: DuckDBResource) -> dg.MaterializeResult:  #
         metadata={
             "dagster/row_count": int(rows),
             "dagster/table_name": "roughy_reports.ready_media_hours_by_day",
+            "dagster/column_schema": dg.TableSchema(
+                columns=[
+                    dg.TableColumn("project_id", "UUID", description="The project"),
+                    dg.TableColumn("day", "DATE", description="Upload day (UTC) of the assets"),
+                    dg.TableColumn("assets", "BIGINT", description="Ready assets uploaded that day"),
+                    dg.TableColumn("hours", "DOUBLE", description="Their total duration, in hours"),
+                ]
+            ),
             "dagster/column_lineage": dg.TableColumnLineage(
                 deps_by_column={
                     "project_id": [dg.TableColumnDep(dg.AssetKey(["roughy", "assets"]), "project_id")],

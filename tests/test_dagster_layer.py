@@ -394,3 +394,26 @@ def test_roughy_assets_decorator_with_a_body_of_ones_own(emulator: Emulator, ins
         SYNC_RUNS,
     }
     assert stored_listing(resources["duckdb"].database, project) == truth(emulator.world, project)
+
+
+def test_the_example_downstream_asset_reads_the_synced_table(emulator: Emulator, instance, resources):
+    import importlib.util
+    from pathlib import Path
+
+    location = Path(__file__).resolve().parents[1] / "definitions.py"
+    spec = importlib.util.spec_from_file_location("roughy_example_definitions", location)
+    assert spec and spec.loader
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    report = example.ready_media_hours_by_day
+    assert report.asset_deps[report.key] == {ASSETS}
+    for project in emulator.world.projects:
+        assert materialize_project(instance, resources, project).success
+    result = dg.materialize([report], instance=instance, resources={"duckdb": resources["duckdb"]})
+    assert result.success
+    database = resources["duckdb"].database
+    hours = query(database, "SELECT sum(hours) FROM roughy_reports.ready_media_hours_by_day")[0][0]
+    ready = sum(float(a["duration_seconds"]) for a in emulator.world.listing(state="ready")) / 3600
+    assert hours == pytest.approx(ready)
+    (materialization,) = result.asset_materializations_for_node(report.op.name)
+    assert "dagster/column_lineage" in materialization.metadata

@@ -88,6 +88,7 @@ class DagsterDev:
     def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
         self.url = f"http://127.0.0.1:{port}/graphql"
         self.log = log
+        self.log_file = log.open("w")  # closed by stop()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -103,7 +104,7 @@ class DagsterDev:
             ],
             cwd=REPO,
             env=env,
-            stdout=log.open("w"),
+            stdout=self.log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -138,6 +139,7 @@ class DagsterDev:
                 self.process.wait(timeout=10)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # anything the group left behind
+        self.log_file.close()
 
 
 def wait_for(predicate, what: str, timeout: float = 180, every: float = 1.0):
