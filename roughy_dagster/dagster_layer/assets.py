@@ -7,10 +7,12 @@ records a materialization, with that project's figures, for every partition of e
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
+from ..account_sync import sync_account
 from ..client import AssetState, RoughyClient
 from ..project_sync import sync_project
 from ..store import AssetStore, SyncReport
@@ -36,6 +38,8 @@ CHECK_UNIQUE_IDS = "unique_ids"
 CHECK_MATCHES_REMOTE = "live_rows_match_remote_totals"
 CHECK_FIELD_RULES = "per_state_field_rules"
 CHECK_VALUES_FIT = "values_fit_columns"
+ACCOUNT = "(whole table)"
+"""Where the account-wide comparison is reported, among the projects of the check's metadata."""
 MAX_LISTED_PROJECTS = 50
 """A check's metadata lists at most this many failing projects (and counts the others)."""
 
@@ -189,22 +193,56 @@ roughy_sync_assets = build_roughy_assets()
 """The multi-asset with the default translator and the dynamic `roughy_projects` partitions."""
 
 
-def _run_projects(context: dg.AssetExecutionContext) -> list[str]:
+def _run_projects(context: dg.AssetExecutionContext) -> tuple[list[str], bool]:
+    """The run's project partitions, and whether they are every partition of a discovered account."""
     if not context.has_partition_key and not context.has_partition_key_range:
         raise dg.Failure(
             "roughy_sync needs project partitions: launch it for one or more projects (a partition, a "
             "partition range or a backfill), or use the schedules"
         )
-    return list(context.partition_keys)
+    projects = list(context.partition_keys)
+    partitions_def = context.assets_def.partitions_def
+    every = isinstance(partitions_def, dg.DynamicPartitionsDefinition) and set(projects) >= set(
+        partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)
+    )
+    return projects, every
+
+
+@dataclass(frozen=True)
+class RunSync:
+    """What the sync of a run's partitions did: a report per project, and what it can be checked against.
+
+    `account_totals` are the listing's account-wide totals per state, given when the run synced every
+    project of the account (then the whole table is compared with them); otherwise each project's own
+    `SyncReport.remote_totals` are used where the sync read them (a one-project sync does).
+    """
+
+    reports: dict[str, SyncReport]
+    requests: int
+    account_totals: dict[str, int] | None = None
 
 
 def sync_projects(
-    client: RoughyClient, database: str, project_ids: Sequence[str], *, full_refresh: bool
-) -> dict[str, SyncReport]:
-    """Sync the given projects; their reports by project id."""
-    return {
-        project: sync_project(client, database, project, full_refresh=full_refresh) for project in project_ids
-    }
+    client: RoughyClient,
+    database: str,
+    project_ids: Sequence[str],
+    *,
+    full_refresh: bool,
+    every: bool = False,
+) -> RunSync:
+    """Sync the run's projects in one pass: `sync_project` for one, else one `sync_account`.
+
+    `every`: the projects are every partition of a discovered account, so the account sync writes every
+    project the listing shows (one created since discovery included) and its totals check the table.
+    """
+    if len(project_ids) == 1:  # one partition, by hand or not: just that project
+        report = sync_project(client, database, project_ids[0], full_refresh=full_refresh)
+        return RunSync({project_ids[0]: report}, report.requests)
+    account = sync_account(
+        client, database, project_ids=None if every else project_ids, full_refresh=full_refresh
+    )
+    reports = {project: account.projects[project] for project in project_ids if project in account.projects}
+    return RunSync(reports, account.requests, dict(account.remote_totals) if every else None)
 
 
 def sync_and_materialize(
@@ -212,32 +250,41 @@ def sync_and_materialize(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:  # type: ignore[type-arg]
     """Sync the run's project partitions and yield what Dagster records: materializations and checks.
 
-    All three tables are written (one transaction); the run records those it selected. Each partition of
-    each recorded table gets its project's figures as metadata (`context.add_asset_metadata`),
-    so the UI shows every project's status even when one run synced hundreds. The checks compare the
-    stored rows with the totals the sync itself read: no request is made per project.
+    One run is one sync, whatever the number of partitions: `sync_project` for one partition, else one
+    `sync_account` pass over the account-wide lists. All three tables are written (one transaction); the
+    run records those it selected. Each partition of each recorded table gets its project's figures as
+    metadata (`context.add_asset_metadata`), so the UI shows every project's status even when one run
+    synced hundreds. The checks compare the stored rows with the totals the sync itself read: no request
+    is made per project.
     """
-    projects = _run_projects(context)
+    projects, every = _run_projects(context)
     with roughy.get_client() as client:
-        reports = sync_projects(client, database, projects, full_refresh=full_refresh)
-    for project, report in reports.items():
-        context.log.info(
-            f"project {project}: {report.new} new, {report.changed} changed, {report.deleted} deleted, "
-            f"{report.requests} requests ({report.mode}, verified={report.verified})"
-        )
+        synced = sync_projects(client, database, projects, full_refresh=full_refresh, every=every)
+    context.log.info(
+        f"synced {len(synced.reports)} of {len(projects)} project partitions in one pass: {synced.requests} "
+        f"requests, {sum(r.new for r in synced.reports.values())} new, "
+        f"{sum(r.changed for r in synced.reports.values())} changed, "
+        f"{sum(r.deleted for r in synced.reports.values())} deleted"
+    )
+    missing = sorted(set(projects) - set(synced.reports))
+    if missing:
+        context.log.warning(f"nothing listed or stored for {len(missing)} project(s), e.g. {missing[0]}")
     specs = list(context.assets_def.specs)
     keys = {table.name: _key_of(specs, table) for table in TABLES}
     # One transaction writes all three tables; a run that selected some records those.
     selected = {name: key for name, key in keys.items() if key in context.selected_asset_keys}
     store = AssetStore(database)
-    for table_name, per_project in materialization_metadata(store, reports).items():
+    for table_name, per_project in materialization_metadata(store, synced.reports).items():
         if table_name in selected:
             for project, metadata in per_project.items():
                 context.add_asset_metadata(metadata, asset_key=selected[table_name], partition_key=project)
     for key in selected.values():
         yield dg.MaterializeResult(asset_key=key)
     checked = {key.name for key in context.selected_asset_check_keys}
-    for result in run_checks(store, reports, asset_key=keys[ASSETS_TABLE.name]):
+    results = run_checks(
+        store, synced.reports, asset_key=keys[ASSETS_TABLE.name], account_totals=synced.account_totals
+    )
+    for result in results:
         if result.check_name in checked:
             yield result
 
@@ -339,12 +386,18 @@ def _listed(failures: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_checks(
-    store: AssetStore, reports: Mapping[str, SyncReport], *, asset_key: dg.AssetKey = ASSETS_KEY
+    store: AssetStore,
+    reports: Mapping[str, SyncReport],
+    *,
+    asset_key: dg.AssetKey = ASSETS_KEY,
+    account_totals: Mapping[str, int] | None = None,
 ) -> list[dg.AssetCheckResult]:
     """The three checks over the synced projects: one query each, failing projects listed in metadata.
 
-    `live_rows_match_remote_totals` compares with the totals each sync read (`SyncReport.remote_totals`),
-    so it makes no request; a mismatch is a warning (the remote may have changed meanwhile).
+    `live_rows_match_remote_totals` compares with totals the sync read, so it makes no request: the
+    account-wide `account_totals` against the whole table when given (a sync of every project), else
+    each project's `SyncReport.remote_totals` (a one-project sync). A mismatch is a warning (the remote
+    may have changed meanwhile).
     """
     projects = list(reports)
     states = [state.value for state in AssetState]
@@ -383,16 +436,27 @@ def run_checks(
             [projects],
         ).fetchall():
             unfit[project] = {"rows": int(rows), "first_rows": dict(first)}
+        if account_totals is not None:
+            table = dict(
+                connection.execute(
+                    "SELECT state, count(*) FROM roughy.assets WHERE deleted_at IS NULL GROUP BY ALL"
+                ).fetchall()
+            )
+            stored[ACCOUNT] = {state: int(table.get(state, 0)) for state in states}
+    expected = {project: report.remote_totals for project, report in reports.items() if report.remote_totals}
+    if account_totals is not None:
+        expected[ACCOUNT] = dict(account_totals)
     mismatched: dict[str, dict[str, str]] = {}
-    for project, report in reports.items():
+    for project, totals in expected.items():
         differing = {
-            state: f"stored {stored[project][state]}, remote {total}"
-            for state, total in report.remote_totals.items()
+            state: f"stored {stored[project].get(state, 0)}, remote {total}"
+            for state, total in totals.items()
             if stored[project].get(state, 0) != total
         }
         if differing:
             mismatched[project] = differing
     checked = {"projects_checked": len(projects)}
+    compared = len(expected)
     return [
         dg.AssetCheckResult(
             asset_key=asset_key,
@@ -407,12 +471,18 @@ def run_checks(
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
                 **checked,
+                "totals_compared": compared,
                 "projects_failing": len(mismatched),
                 "mismatched_states": _listed(mismatched),
             },
-            description=None
-            if not mismatched
-            else "The remote may have changed during the sync; the next one converges.",
+            description=(
+                "The remote may have changed during the sync; the next one converges."
+                if mismatched
+                else None
+                if compared
+                else "Not compared: a sync of some projects over the account-wide lists has no "
+                "per-project totals (the schedules sync every project and compare the whole table)."
+            ),
         ),
         dg.AssetCheckResult(
             asset_key=asset_key,

@@ -81,6 +81,7 @@ SYNC_RUNS_COLUMN_SCHEMA = dg.TableSchema(
         _column("live_rows", "BIGINT", "Live stored rows of the project after the sync", nullable=False),
         _column("verified", "BOOLEAN", "Stored rows proven equal to the listing", nullable=False),
         _column("unresolved", "INTEGER", "Differences the sync could not resolve", nullable=False),
+        _column("reason", "VARCHAR", "Why the sync is not verified; null when it is"),
     ]
 )
 """The column schema of `roughy.sync_runs`."""
