@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,25 @@ class RecordingSleep:
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+
+
+class VirtualClock:
+    """A client clock that runs with real time plus every wait the client asked for, which it never sleeps.
+
+    Give `now` as a client's `clock` and the clock itself as its `sleep`: deadlines are then measured on
+    the client's own clock, and tests assert with it (never with wall time) while never waiting."""
+
+    def __init__(self) -> None:
+        self._origin = time.monotonic()
+        self.slept = 0.0
+        self.waits: list[float] = []
+
+    def now(self) -> float:
+        return time.monotonic() - self._origin + self.slept
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.slept += seconds
 
 
 @pytest.fixture(scope="session")

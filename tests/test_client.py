@@ -8,12 +8,14 @@ import httpx
 import msgspec
 import pytest
 
+from roughy_dagster import RoughyResource
 from roughy_dagster.client import (
     AssetState,
     RetryPolicy,
     RoughyAuthError,
     RoughyClient,
     RoughyConnectionError,
+    RoughyDeadlineError,
     RoughyNotFoundError,
     RoughyProtocolError,
     RoughyRateLimitError,
@@ -23,7 +25,7 @@ from roughy_dagster.client import (
 )
 from roughy_dagster.emulator import TRANSIENT_FAULT_KINDS, Emulator
 
-from .conftest import CANARY_KEY, RecordingSleep
+from .conftest import CANARY_KEY, RecordingSleep, VirtualClock
 
 UNKNOWN_PROJECT = "00000000-0000-4000-8000-000000000000"
 
@@ -124,7 +126,7 @@ def test_internal_errors_are_retried_a_few_times_only(emulator: Emulator, client
     with pytest.raises(RoughyServerError) as caught:
         client.list_assets()
     assert emulator.list_requests == client.retry_policy.max_internal_error_attempts == 3
-    assert caught.value.code == "internal_error" and "gave up after 3 attempts" in str(caught.value)
+    assert caught.value.code == "internal_error" and "gave up after 3 answers of 500" in str(caught.value)
 
 
 def test_persistent_outage_gives_up_after_max_attempts(emulator: Emulator, client: RoughyClient):
@@ -183,7 +185,7 @@ def test_server_side_validation_error_fails_fast_with_fields(emulator: Emulator,
     # The client checks its arguments before sending, so send a bad query below that check to see
     # how a 422 from the server is surfaced.
     with pytest.raises(RoughyValidationError) as caught:
-        client._get_page({"limit": "500", "state": "archived"})
+        client._get_page({"limit": "500", "state": "archived"}, 30.0)
     fields = {f.field for f in caught.value.fields}
     assert fields == {"query.limit", "query.state"}
     assert "query.limit" in str(caught.value) and caught.value.request_id in str(caught.value)
@@ -233,6 +235,112 @@ def test_bad_construction_is_refused():
         RoughyClient("  ")
     with pytest.raises(ValueError, match="base_url"):
         RoughyClient("sk_x", "api.roughy.ai")
+
+
+SECRET = "Zq9SECRETpart7"
+BAD_KEYS = {
+    "empty": "",
+    "leading space": f" sk_live_{SECRET}",
+    "trailing newline": f"sk_live_{SECRET}\n",
+    "trailing CRLF": f"sk_live_{SECRET}\r\n",
+    "inner newline": f"sk_live_{SECRET}\nX-Injected: 1",
+    "NUL byte": f"sk_live_{SECRET}\x00",
+    "tab inside": f"sk_live_{SECRET[:4]}\t{SECRET[4:]}",
+    "space inside": f"sk_live_{SECRET[:4]} {SECRET[4:]}",
+    "DEL": f"sk_live_{SECRET}\x7f",
+    "non-ASCII letter": f"sk_live_{SECRET}\u00e9",
+    "zero-width space": f"sk_live_{SECRET}\u200b",
+    "line separator": f"sk_live_{SECRET}\u2028",
+    "non-breaking space": f"sk_live_{SECRET}\u00a0",
+    "smart quote": f"\u201csk_live_{SECRET}\u201d",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_KEYS))
+def test_a_key_that_cannot_be_sent_is_refused_at_construction_without_showing_it(name: str):
+    key = BAD_KEYS[name]
+    with pytest.raises(ValueError) as caught:
+        RoughyClient(key, "http://127.0.0.1:9")
+    text = str(caught.value)
+    assert SECRET not in text and SECRET[:4] not in text and "ROUGHY_API_KEY" in text
+    if key.startswith("sk_live_"):
+        assert "sk_live_…" in text
+    with pytest.raises(ValueError) as caught_resource:
+        RoughyResource(api_key=key, base_url="http://127.0.0.1:9")
+    assert SECRET not in str(caught_resource.value) and SECRET[:4] not in str(caught_resource.value)
+
+
+@pytest.mark.parametrize("key", ["sk_live_0123456789abcdef", "sk_test_A-b.c~d+e/f=", "k", "x" * 300])
+def test_printable_ascii_keys_are_accepted(key: str):
+    RoughyClient(key, "http://127.0.0.1:9").close()
+    RoughyResource(api_key=key, base_url="http://127.0.0.1:9").get_client().close()
+
+
+class _UnsendableTransport(httpx.BaseTransport):
+    """A transport that refuses every request the way h11 refuses an illegal header value."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        raise httpx.LocalProtocolError(f"Illegal header value b'Bearer sk_live_{SECRET}'")
+
+
+def test_a_request_that_cannot_be_sent_is_never_retried_nor_quoted(
+    sleeps: RecordingSleep, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.DEBUG)
+    transport = _UnsendableTransport()
+    with RoughyClient(f"sk_live_{SECRET}", "http://127.0.0.1:9", transport=transport, sleep=sleeps) as c:
+        with pytest.raises(RoughyConnectionError) as caught:
+            c.list_assets()
+    assert transport.calls == 1 and sleeps.waits == [] and c.stats.retries == 0
+    assert "could not be sent" in str(caught.value) and "LocalProtocolError" in str(caught.value)
+    assert SECRET not in str(caught.value) + repr(caught.value) + caplog.text
+
+
+@pytest.mark.parametrize(
+    ("given", "root"),
+    [
+        ("http://h:1", "http://h:1"),
+        ("http://h:1/", "http://h:1"),
+        ("http://h:1/v1", "http://h:1"),
+        ("http://h:1/v1/", "http://h:1"),
+        ("http://h:1/V1", "http://h:1"),
+        ("  http://h:1/gateway/roughy/v1/ ", "http://h:1/gateway/roughy"),
+        ("https://api.roughy.ai/v1", "https://api.roughy.ai"),
+    ],
+)
+def test_base_url_is_normalised_to_the_api_root(given: str, root: str):
+    with RoughyClient("sk_x", given) as made:
+        assert made.base_url == root
+    assert RoughyResource(api_key="sk_x", base_url=given).base_url == root
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["api.roughy.ai", "ftp://h/", "http://h:1/v1/assets", "http://h:1/?x=1", "http://u:p@h:1", "http://h#f"],
+)
+def test_a_base_url_that_is_not_an_api_root_is_refused(given: str):
+    with pytest.raises(ValueError, match="base_url"):
+        RoughyClient("sk_x", given)
+
+
+def test_a_base_url_ending_in_v1_reaches_the_listing(emulator: Emulator, sleeps: RecordingSleep):
+    with RoughyClient(emulator.api_key, emulator.base_url + "/v1/", sleep=sleeps) as made:
+        assert made.list_assets().total == emulator.world.count()
+    counts = emulator.app.request_counts
+    assert counts["/v1/assets"] == 1 and "/v1/v1/assets" not in counts
+
+
+def test_a_wrong_path_prefix_is_named_with_its_real_path(emulator: Emulator, sleeps: RecordingSleep):
+    with RoughyClient(emulator.api_key, emulator.base_url + "/roughy", sleep=sleeps) as made:
+        with pytest.raises(RoughyNotFoundError) as caught:
+            made.list_assets()
+    text = str(caught.value)
+    assert "GET /roughy/v1/assets?" in text and "Check base_url" in text and "project id" not in text
+    assert caught.value.request_id and caught.value.request_id in text
 
 
 def test_connection_refused_becomes_a_connection_error(sleeps: RecordingSleep):
@@ -312,3 +420,161 @@ def test_a_custom_transport_carries_every_request_with_the_client_headers(emulat
     assert sent["authorization"] == f"Bearer {emulator.api_key}" and sent["user-agent"].startswith(
         "roughy-dagster/"
     )
+
+
+# -- budgets: fault sequences x policies, on the client's own clock -------------------------------------
+
+UNAVAILABLE = {"kind": "unavailable"}
+GATEWAY = {"kind": "bad_gateway_html"}
+INTERNAL = {"kind": "internal"}
+BUDGET_CASES = {
+    # name: (faults in order, policy, attempts, waits, error class or None, out_of_time)
+    "503, 502, 500: one 500 is within the 500 budget": (
+        [UNAVAILABLE, GATEWAY, INTERNAL],
+        {},
+        4,
+        3,
+        None,
+        False,
+    ),
+    "500 x3 exhausts the 500 budget": ([INTERNAL] * 3, {}, 3, 2, RoughyServerError, False),
+    "500s among 503s: the third 500 stops": (
+        [INTERNAL, UNAVAILABLE, INTERNAL, UNAVAILABLE, INTERNAL],
+        {},
+        5,
+        4,
+        RoughyServerError,
+        False,
+    ),
+    "503 x10 exhausts max_attempts": ([UNAVAILABLE] * 10, {}, 6, 5, RoughyServerError, False),
+    "two 503s within max_attempts=3": ([UNAVAILABLE] * 2, {"max_attempts": 3}, 3, 2, None, False),
+    "Retry-After 8 with 5 s left fails at once": (
+        [{"kind": "rate_limit", "retry_after": 8}],
+        {"deadline_seconds": 5},
+        1,
+        0,
+        RoughyRateLimitError,
+        True,
+    ),
+    "Retry-After 8 with 20 s left is waited": (
+        [{"kind": "rate_limit", "retry_after": 8}],
+        {"deadline_seconds": 20},
+        2,
+        1,
+        None,
+        False,
+    ),
+    "503 Retry-After 2 until the deadline": (
+        [{"kind": "unavailable", "retry_after": 2}] * 6,
+        {"deadline_seconds": 7},
+        4,
+        3,
+        RoughyServerError,
+        True,
+    ),
+    "three Retry-After 3 within 10 s": (
+        [{"kind": "rate_limit", "retry_after": 3}] * 3,
+        {"deadline_seconds": 10},
+        4,
+        3,
+        None,
+        False,
+    ),
+    "Retry-After above the cap": (
+        [{"kind": "rate_limit", "retry_after": 600}],
+        {"max_retry_after_seconds": 120},
+        1,
+        0,
+        RoughyRateLimitError,
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BUDGET_CASES))
+def test_fault_sequences_against_budgets(emulator: Emulator, name: str):
+    faults, policy, attempts, waits, error_class, out_of_time = BUDGET_CASES[name]
+    for fault in faults:
+        emulator.inject(**fault)
+    clock = VirtualClock()
+    policy_made = RetryPolicy(**policy)
+    with RoughyClient(
+        emulator.api_key, emulator.base_url, retry=policy_made, sleep=clock, clock=clock.now
+    ) as made:
+        started = clock.now()
+        if error_class is None:
+            made.list_assets()
+        else:
+            with pytest.raises(error_class) as caught:
+                made.list_assets()
+            assert caught.value.out_of_time is out_of_time
+            assert caught.value.request_id and caught.value.request_id in str(caught.value)
+        elapsed = clock.now() - started
+    assert emulator.list_requests == attempts, "attempts"
+    assert len(clock.waits) == waits == made.stats.retries, "recorded waits"
+    assert elapsed <= policy_made.deadline_seconds, "the call ended within its deadline, on its own clock"
+    for fault, wait in zip(faults, clock.waits, strict=False):
+        if fault.get("retry_after"):
+            assert fault["retry_after"] <= wait <= fault["retry_after"] + 1.0
+
+
+class _TimedTransport(httpx.BaseTransport):
+    """Real HTTP through `httpx.HTTPTransport`, noting the client clock and read timeout of each attempt."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.clock = clock
+        self.attempts: list[tuple[float, float]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.attempts.append((self.clock.now(), request.extensions["timeout"]["read"]))
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_deadline_bounds_attempts_too(emulator: Emulator):
+    # The issue's case, scaled down: deadline 3 s, read timeout 2 s, a server answering after 2.5 s.
+    emulator.inject("slow", delay=0.75, count=10)
+    clock = VirtualClock()
+    transport = _TimedTransport(clock)
+    with RoughyClient(
+        emulator.api_key,
+        emulator.base_url,
+        timeouts=Timeouts(read=0.6),
+        retry=RetryPolicy(deadline_seconds=0.9),
+        transport=transport,
+        sleep=clock,
+        clock=clock.now,
+    ) as made:
+        started = clock.now()
+        with pytest.raises(RoughyConnectionError) as caught:
+            made.list_assets()
+    assert caught.value.out_of_time and "deadline" in str(caught.value)
+    assert 1 <= len(transport.attempts) <= 3
+    assert transport.attempts[0][1] == 0.6
+    # Each attempt's timeout is what remained when it was computed, a few statements before the transport
+    # notes the clock (a thread switch at most): allow 50 ms, well below the 600 ms timeout.
+    for sent_at, read_timeout in transport.attempts:
+        assert sent_at + read_timeout <= started + 0.9 + 0.05, "no attempt may outlive the deadline"
+
+
+def test_a_caller_deadline_bounds_every_call_in_its_block(emulator: Emulator):
+    emulator.inject("rate_limit", retry_after=30)
+    clock = VirtualClock()
+    with RoughyClient(emulator.api_key, emulator.base_url, sleep=clock, clock=clock.now) as made:
+        assert made.time_left() is None
+        with made.deadline(20):
+            assert 19 < (made.time_left() or 0) <= 20
+            with pytest.raises(RoughyRateLimitError) as caught:
+                made.list_assets()
+            assert caught.value.out_of_time and "Retry-After" in str(caught.value)
+            assert "RoughyClient.deadline()" in str(caught.value)
+            clock(25)  # time passes
+            with pytest.raises(RoughyDeadlineError) as late:
+                made.list_assets()
+            assert late.value.out_of_time and "not sent" in str(late.value)
+        assert made.time_left() is None
+        made.list_assets()
+    assert clock.waits == [25] and emulator.list_requests == 2

@@ -3,14 +3,22 @@ and of a sensor tick. Transient faults are retried to the same result; contract 
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 
+from roughy_dagster import RoughyResource
 from roughy_dagster.client import RetryPolicy, RoughyClient, RoughyProtocolError, Timeouts
+from roughy_dagster.dagster_layer.scheduling import (
+    DiscoveryCursor,
+    build_project_discovery_sensor,
+    build_sync_job,
+)
+from roughy_dagster.dagster_layer.state_sensor import build_roughy_state_sensor
 from roughy_dagster.emulator import Emulator, World
 from roughy_dagster.project_sync import sync_project
 from roughy_dagster.sync.watch import StateWatcher, WatchState
 
-from .conftest import CANARY_KEY, RecordingSleep
+from .conftest import CANARY_KEY, RecordingSleep, VirtualClock
 from .helpers import fingerprint, stored_listing, truth
 
 RETRIED = {
@@ -134,3 +142,115 @@ def test_sensor_tick_fails_cleanly_on_a_contract_break(world_and_emulator, name:
     assert caught.value.request_id in str(caught.value)
     # A failed tick leaves the cursor (the baseline) untouched: the next tick finds the same entries.
     assert sorted(str(a.id) for a in sensor_tick(emulator, baseline).entered) == expected
+
+
+# -- sensor ticks end within their budget whatever the server does, and keep their progress -------------
+
+TICK_CLOCK = VirtualClock()
+
+
+class ClockedRoughyResource(RoughyResource):
+    """`RoughyResource` whose clients measure and spend time on the test's `TICK_CLOCK` (never sleeping)."""
+
+    def get_client(self) -> RoughyClient:
+        return RoughyClient(
+            self.api_key,
+            self.base_url,
+            timeouts=Timeouts(read=self.read_timeout_seconds),
+            sleep=TICK_CLOCK,
+            clock=TICK_CLOCK.now,
+        )
+
+
+@dg.op
+def _noop() -> None:
+    """Nothing to do: the tests look at the run requests only."""
+
+
+@dg.job
+def _tick_job() -> None:
+    _noop()
+
+
+@pytest.fixture
+def tick_world():
+    global TICK_CLOCK
+    TICK_CLOCK = VirtualClock()
+    world = World.seeded(seed=5, projects=4, assets_per_project=120)
+    with Emulator(world, api_key=CANARY_KEY) as emulator, dg.instance_for_test() as instance:
+        yield emulator, instance
+
+
+def evaluate(sensor: dg.SensorDefinition, emulator: Emulator, instance, cursor: str | None, read: float = 30):
+    resource = ClockedRoughyResource(
+        api_key=CANARY_KEY, base_url=emulator.base_url, read_timeout_seconds=read
+    )
+    started = TICK_CLOCK.now()
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"roughy": resource}) as context:
+        result = sensor(context)
+    return result, TICK_CLOCK.now() - started
+
+
+def discovery_sensor(budget: float) -> dg.SensorDefinition:
+    return build_project_discovery_sensor(build_sync_job(), tick_budget_seconds=budget)
+
+
+def test_discovery_tick_under_a_long_retry_after_ends_within_budget_and_keeps_progress(tick_world):
+    emulator, instance = tick_world
+    sensor = discovery_sensor(40)
+    emulator.inject("rate_limit", retry_after=65, skip=2)
+    first, elapsed = evaluate(sensor, emulator, instance, None)
+    assert elapsed < 40 and TICK_CLOCK.waits == [], "the 65 s Retry-After was not waited"
+    assert emulator.list_requests == 3
+    cursor = DiscoveryCursor.parse(first.cursor)
+    assert (cursor.walk_state, cursor.walk_offset) != (0, 0) and cursor.watermark_us is None
+    found_first = {r.partition_key for r in first.run_requests}
+    assert found_first, "the projects of the pages read are kept"
+    emulator.reset_counts()
+    second, _ = evaluate(sensor, emulator, instance, first.cursor)
+    assert emulator.request_log[0]["offset"] == str(cursor.walk_offset), "resumes where it stopped"
+    found = found_first | {r.partition_key for r in second.run_requests}
+    assert found == set(emulator.world.projects)
+    assert DiscoveryCursor.parse(second.cursor).watermark_us is not None
+
+
+def test_discovery_head_reads_check_the_budget(tick_world):
+    emulator, instance = tick_world
+    sensor = discovery_sensor(40)
+    done, _ = evaluate(sensor, emulator, instance, None)
+    assert DiscoveryCursor.parse(done.cursor).watermark_us is not None
+    project = emulator.world.add_project()
+    emulator.world.add_asset(project, state="ready")
+    emulator.inject("unavailable", retry_after=30, skip=1, count=5)
+    emulator.reset_counts()
+    cut, elapsed = evaluate(sensor, emulator, instance, done.cursor)
+    assert elapsed < 40 and len(TICK_CLOCK.waits) == 1 and 30 <= TICK_CLOCK.waits[0] < 31
+    assert emulator.list_requests == 3, "one head, a 503, its retry; the next wait would pass the budget"
+    assert DiscoveryCursor.parse(cut.cursor).watermark_us == DiscoveryCursor.parse(done.cursor).watermark_us
+    emulator.app.faults.clear()
+    again, _ = evaluate(sensor, emulator, instance, cut.cursor)
+    assert project in {r.partition_key for r in (cut.run_requests or [])} | {
+        r.partition_key for r in again.run_requests
+    }
+
+
+def test_discovery_tick_against_a_slow_server_ends_within_budget(tick_world):
+    emulator, instance = tick_world
+    sensor = discovery_sensor(1.0)
+    emulator.inject("slow", delay=0.35, count=50)
+    first, _ = evaluate(sensor, emulator, instance, None, read=5)
+    cursor = DiscoveryCursor.parse(first.cursor)
+    assert cursor.watermark_us is None and (cursor.walk_state, cursor.walk_offset) != (0, 0)
+    assert 2 <= emulator.list_requests <= 4 and TICK_CLOCK.waits == []
+
+
+def test_state_sensor_tick_under_a_long_retry_after_ends_within_budget(tick_world):
+    emulator, instance = tick_world
+    sensor = build_roughy_state_sensor(job=_tick_job, tick_budget_seconds=40)
+    baseline, _ = evaluate(sensor, emulator, instance, None)
+    emulator.world.top_up(emulator.world.projects[0], 2)
+    emulator.inject("rate_limit", retry_after=65)
+    cut, elapsed = evaluate(sensor, emulator, instance, baseline.cursor)
+    assert elapsed < 40 and TICK_CLOCK.waits == [] and not cut.run_requests
+    after, _ = evaluate(sensor, emulator, instance, cut.cursor)
+    assert len(after.run_requests) == 2, "the next tick finds what the cut one could not"

@@ -34,12 +34,19 @@ class RoughyAPIError(RoughyError):
         request: str | None = None,
         retry_after: float | None = None,
         transient: bool = False,
+        out_of_time: bool = False,
+        advice: str | None = None,
     ) -> None:
         self.status = status
         self.retry_after = retry_after
         """Seconds the server asked to wait (`Retry-After`), when it said."""
         self.transient = transient
         """Whether the same request may well succeed if sent again (e.g. a truncated body)."""
+        self.out_of_time = out_of_time
+        """Whether the call stopped because its deadline left no time for what it needed next (another
+        attempt, a `Retry-After` wait, or a first attempt): worth trying again later, not sooner."""
+        if advice is not None:
+            self.advice = advice
         self.code = code
         self.message = message
         self.fields = tuple(fields)
@@ -90,6 +97,12 @@ class RoughyServerError(RoughyAPIError):
 
 class RoughyConnectionError(RoughyAPIError):
     """The request never got a complete answer (connect/read timeout, dropped connection)."""
+
+
+class RoughyDeadlineError(RoughyAPIError):
+    """The call was not made: its deadline (see `RoughyClient.deadline`) had already passed."""
+
+    advice = "The caller's time budget ran out; the work continues on its next run."
 
 
 class RoughyProtocolError(RoughyAPIError):

@@ -31,9 +31,10 @@ class RetryPolicy:
     """How hard one call tries before it gives up; every field is a documented knob of the resource."""
 
     max_attempts: int = 6
-    """Attempts in all (first try included) for connection failures, 429 and 502/503/504."""
+    """Attempts in all (first try included) for connection failures, 429, 502/503/504 and cut-short bodies."""
     max_internal_error_attempts: int = 3
-    """Attempts in all for 500 `internal_error`, which may fail deterministically."""
+    """500 `internal_error` answers one call accepts: the call fails at this many (other answers do not
+    count against it), since a 500 may fail deterministically."""
     backoff_initial_seconds: float = 0.5
     """Upper bound of the first full-jitter backoff; it doubles each attempt."""
     backoff_max_seconds: float = 30.0
@@ -41,7 +42,9 @@ class RetryPolicy:
     max_retry_after_seconds: float = 120.0
     """A `Retry-After` longer than this is not waited out: the call fails with a clear error instead."""
     deadline_seconds: float = 300.0
-    """Overall budget of one call, waits included; no retry is started that would end past it."""
+    """Hard bound of one call, attempts and waits included: each attempt's timeouts are cut to what remains,
+    and no wait is started that would leave no time for another attempt (a longer `Retry-After` fails the
+    call at once, saying so)."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1 or self.max_internal_error_attempts < 1:
@@ -70,8 +73,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Whether an error is worth another attempt (transport failures, 429, 5xx, unreadable 2xx)."""
-    if isinstance(error, RoughyConnectionError | RoughyRateLimitError):
+    """Whether an error is worth another attempt (transport failures of a sent request, 429, 500/502/503/504,
+    a 200 body cut short)."""
+    if isinstance(error, RoughyConnectionError):
+        return error.transient
+    if isinstance(error, RoughyRateLimitError):
         return True
     if isinstance(error, RoughyServerError):
         return error.status in RETRYABLE_SERVER_STATUSES
@@ -81,21 +87,47 @@ def is_retryable(error: BaseException) -> bool:
 
 
 class RetryBudget:
-    """Tenacity wait/stop policy for one call, with the reason it gave up kept for the final error."""
+    """Tenacity wait/stop policy for one call, on the client's clock, with why it gave up kept.
 
-    def __init__(self, policy: RetryPolicy, rng: random.Random, started: float) -> None:
+    `deadline_at` is the moment (on `clock`) by which the call must be over: the policy's
+    `deadline_seconds` from the first attempt's start, or the caller's deadline when that comes first
+    (`deadline_owner` names which, for messages).
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        rng: random.Random,
+        clock: Callable[[], float],
+        deadline_at: float,
+        deadline_owner: str,
+    ) -> None:
         self.policy = policy
         self.rng = rng
-        self.started = started
-        """`time.monotonic()` when the call's first attempt began: the deadline runs from there."""
+        self.clock = clock
+        self.deadline_at = deadline_at
+        self.deadline_owner = deadline_owner
+        self.internal_errors = 0
         self.gave_up_because = ""
+        self.out_of_time = False
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (negative once it passed)."""
+        return self.deadline_at - self.clock()
 
     def wait(self, state: RetryCallState) -> float:
-        """`Retry-After` plus a little jitter when the server gives one, else full-jitter backoff."""
+        """`Retry-After` plus a little jitter when the server gives one, else full-jitter backoff.
+
+        The jitter after a `Retry-After` is kept within the time that remains, so a wait the server asked
+        for and the deadline allows is not refused because of our own jitter."""
         error = _error_of(state)
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
-            return float(retry_after) + self.rng.uniform(0, min(1.0, 0.1 * float(retry_after) + 0.05))
+            jitter = self.rng.uniform(0, min(1.0, 0.1 * float(retry_after) + 0.05))
+            spare = self.remaining() - float(retry_after)
+            if spare > 0:
+                jitter = min(jitter, spare / 2)
+            return float(retry_after) + jitter
         ceiling = min(
             self.policy.backoff_max_seconds,
             self.policy.backoff_initial_seconds * 2 ** (state.attempt_number - 1),
@@ -103,23 +135,40 @@ class RetryBudget:
         return self.rng.uniform(0, ceiling)
 
     def stop(self, state: RetryCallState) -> bool:
-        """Stop on attempt limits, a `Retry-After` above the cap, or a wait that would pass the deadline."""
+        """Stop on the attempt limit, the 500 limit, a `Retry-After` above the cap or past the deadline,
+        or a wait that would leave no time for another attempt."""
         error = _error_of(state)
-        is_internal = isinstance(error, RoughyServerError) and error.status == 500
-        limit = self.policy.max_internal_error_attempts if is_internal else self.policy.max_attempts
+        if isinstance(error, RoughyServerError) and error.status == 500:
+            self.internal_errors += 1
         retry_after = getattr(error, "retry_after", None)
         upcoming = state.upcoming_sleep or 0.0
-        if state.attempt_number >= limit:
-            self.gave_up_because = f"gave up after {state.attempt_number} attempts"
+        remaining = self.remaining()
+        attempts = state.attempt_number
+        if self.internal_errors >= self.policy.max_internal_error_attempts:
+            self.gave_up_because = (
+                f"gave up after {self.internal_errors} answers of 500 ({attempts} attempts; "
+                f"max_internal_error_attempts is {self.policy.max_internal_error_attempts})"
+            )
+        elif attempts >= self.policy.max_attempts:
+            self.gave_up_because = f"gave up after {attempts} attempts"
         elif retry_after is not None and retry_after > self.policy.max_retry_after_seconds:
             self.gave_up_because = (
                 f"the server asked to wait {retry_after:.0f} s (Retry-After), above the cap of "
                 f"{self.policy.max_retry_after_seconds:.0f} s (raise max_retry_after_seconds to wait it out)"
             )
-        elif time.monotonic() - self.started + upcoming > self.policy.deadline_seconds:
+        elif retry_after is not None and retry_after >= remaining:
+            self.out_of_time = True
             self.gave_up_because = (
-                f"gave up after {state.attempt_number} attempts: the next wait would pass the "
-                f"{self.policy.deadline_seconds:.0f} s deadline"
+                f"the server asked to wait {retry_after:.1f} s (Retry-After) but only "
+                f"{max(0.0, remaining):.1f} s remain of {self.deadline_owner}; failed at once "
+                f"after {attempts} attempt{'s' if attempts > 1 else ''}"
+            )
+        elif upcoming >= remaining:
+            self.out_of_time = True
+            self.gave_up_because = (
+                f"gave up after {attempts} attempt{'s' if attempts > 1 else ''}: "
+                f"{max(0.0, remaining):.1f} s remain of {self.deadline_owner}, "
+                f"too little for another wait and attempt"
             )
         else:
             return False
@@ -151,17 +200,9 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 def build_retrying(
-    policy: RetryPolicy,
-    *,
-    sleep: Callable[[float], None],
-    rng: random.Random,
-    on_retry: Callable[[], None],
-    started: float,
+    budget: RetryBudget, *, sleep: Callable[[float], None], on_retry: Callable[[], None]
 ) -> Retrying:
-    """A tenacity `Retrying` that re-raises the last error, annotated with why it stopped.
-
-    `started` is `time.monotonic()` when the call's first attempt began (the deadline runs from there)."""
-    budget = RetryBudget(policy, rng, started)
+    """A tenacity `Retrying` that re-raises the last error, annotated with why it stopped."""
 
     def before_sleep(state: RetryCallState) -> None:
         on_retry()
@@ -172,6 +213,7 @@ def build_retrying(
         assert error is not None
         if isinstance(error, RoughyAPIError) and budget.gave_up_because:
             error.args = (f"{error.args[0]}; {budget.gave_up_because}",)
+            error.out_of_time = error.out_of_time or budget.out_of_time
         raise error
 
     return Retrying(

@@ -1,111 +1,116 @@
-"""One GET of the listing on the wire: straight to httpx's connection pool, with httpx's own settings.
+"""One GET of the listing on the wire, through `httpx.Client.send` (httpx's public API).
 
-A page of the listing is small and a sync asks for a thousand of them, so the per-request work above the
-socket counts: `httpx.Client` builds and merges URLs, runs hooks and a cookie jar, and wraps every
-response in streams and decoders, which costs about as much CPU as everything else a page needs. `Wire`
-sends through the same connection pool the client would use (its proxy, TLS, limits and timeouts), with
-the client's headers, and reads the body whole. With a custom transport it simply calls the transport.
+httpx sends the request with the client's transport, proxy, TLS and limits, and decodes the body by its
+`Content-Encoding` (whatever httpx can decode: gzip, deflate, and brotli/zstd when installed). What comes
+back is the status, the headers and the decoded body, or, when the body does not decode, the reason:
+a 429 or 503 is then still handled by its status and `Retry-After`. The only per-request work done here
+is building one `httpx.Request` from headers merged once, so paging a thousand pages stays cheap.
 """
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
-import httpcore
 import httpx
 
-ACCEPT_ENCODING = "gzip, deflate"
-"""The encodings `Wire` can undo; sent instead of httpx's default, which can include brotli and zstd."""
+CONTENT_CODING_ALIASES = {"x-gzip": "gzip"}
+"""Content codings RFC 9110 (8.4.1.3) tells a recipient to treat as equivalent to a standard one."""
 
 
 class WireError(Exception):
-    """The request did not get a whole answer; `timed_out` tells a timeout from other transport failures."""
+    """The request got no whole answer.
 
-    def __init__(self, description: str, *, timed_out: bool) -> None:
+    `timed_out` tells a timeout from other transport failures; `sendable` is False when the request could
+    not even be sent (httpx refused it as malformed), which sending again cannot fix. `request_id` is the
+    answer's `x-request-id` when its headers arrived before the failure. The description never holds a
+    header value.
+    """
+
+    def __init__(
+        self, description: str, *, timed_out: bool, sendable: bool = True, request_id: str | None = None
+    ) -> None:
         super().__init__(description)
         self.timed_out = timed_out
+        self.sendable = sendable
+        self.request_id = request_id
 
 
 @dataclass(frozen=True)
 class Reply:
-    """A whole HTTP answer: status, headers (lowercase names) and the decoded body."""
+    """A whole HTTP answer: status, headers, and the body decoded by httpx.
+
+    `body` is None when httpx could not decode it by its `Content-Encoding`; `undecodable` then says why.
+    """
 
     status: int
-    headers: dict[str, str]
-    body: bytes
+    headers: httpx.Headers
+    body: bytes | None
+    undecodable: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's `x-request-id`, when it sent one."""
+        request_id: str | None = self.headers.get("x-request-id")
+        return request_id
+
+    @property
+    def content_coding(self) -> str:
+        """The `Content-Encoding` as sent, or `identity`."""
+        coding: str = self.headers.get("content-encoding") or "identity"
+        return coding
+
+
+def alias_content_codings(response: httpx.Response) -> None:
+    """httpx response hook: rename `x-gzip` to `gzip` (RFC 9110) so httpx decodes it like gzip."""
+    value = response.headers.get("content-encoding")
+    if value is None:
+        return
+    codings = [coding.strip() for coding in value.split(",")]
+    renamed = [CONTENT_CODING_ALIASES.get(coding.lower(), coding) for coding in codings]
+    if renamed != codings:
+        response.headers["content-encoding"] = ", ".join(renamed)
 
 
 class Wire:
-    """GETs for one `httpx.Client`, through the pool its transport for `url` holds."""
+    """GETs on one `httpx.Client`, with the client's headers merged once (`url` names the host)."""
 
     def __init__(self, http: httpx.Client, url: str) -> None:
-        self._timeout = {"timeout": http.timeout.as_dict()}
-        self._transport = http._transport_for_url(httpx.URL(url))
-        pool = getattr(self._transport, "_pool", None)
-        self._pool = pool if isinstance(self._transport, httpx.HTTPTransport) else None
-        # The headers httpx itself would send (Host included), computed once.
         self._http = http
-        self._raw_headers = http.build_request("GET", url).headers.raw
+        self._headers = http.build_request("GET", url).headers
 
-    def get(self, url: str) -> Reply:
-        """GET `url` (on the client's host) and read the whole answer, or raise `WireError`."""
-        if self._pool is None:
-            return self._get_through_transport(url)
-        request = httpcore.Request("GET", url, headers=self._raw_headers, extensions=self._timeout)
+    def get(self, url: str, timeout: dict[str, float | None]) -> Reply:
+        """GET `url` with httpx `timeout`s (seconds by phase), reading the whole answer; or `WireError`."""
+        request = httpx.Request("GET", url, headers=self._headers, extensions={"timeout": timeout})
         try:
-            response = self._pool.handle_request(request)
-            try:
-                body = response.read()
-            finally:
-                response.close()
-        except httpcore.TimeoutException as error:
-            raise WireError(type(error).__name__, timed_out=True) from None
-        except (
-            httpcore.NetworkError,
-            httpcore.ProtocolError,
-            httpcore.ProxyError,
-            httpcore.UnsupportedProtocol,
-        ) as error:
-            raise WireError(f"{type(error).__name__}: {error}", timed_out=False) from None
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in response.headers
-        }
-        return Reply(response.status, headers, _decoded(body, headers.get("content-encoding")))
-
-    def _get_through_transport(self, url: str) -> Reply:
-        request = httpx.Request("GET", url, headers=self._http.headers, extensions=self._timeout)
-        try:
-            response = self._transport.handle_request(request)
-            try:
-                response.read()
-            finally:
-                response.close()
+            response = self._http.send(request, stream=True)
         except httpx.TimeoutException as error:
             raise WireError(type(error).__name__, timed_out=True) from None
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as error:
+            # httpx's text can quote a header value (an API key): name the kind of failure only.
+            raise WireError(
+                f"the request could not be sent ({type(error).__name__}; header values are not shown)",
+                timed_out=False,
+                sendable=False,
+            ) from None
         except httpx.TransportError as error:
             raise WireError(f"{type(error).__name__}: {error}", timed_out=False) from None
+        try:
+            body: bytes | None = response.read()
+            undecodable = None
         except httpx.DecodingError as error:
-            raise WireError(f"undecodable body ({error})", timed_out=False) from None
-        return Reply(
-            response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content
-        )
-
-
-def _decoded(body: bytes, encoding: str | None) -> bytes:
-    """Undo a `Content-Encoding` of gzip or deflate; a body that does not decode is a `WireError`."""
-    if not encoding or encoding == "identity":
-        return body
-    try:
-        if encoding == "gzip":
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        if encoding == "deflate":
-            try:
-                return zlib.decompress(body)
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-    except zlib.error as error:
-        raise WireError(
-            f"the {encoding} body does not decode ({error}; truncated?)", timed_out=False
-        ) from None
-    raise WireError(f"unsupported Content-Encoding {encoding!r}", timed_out=False)
+            body, undecodable = None, str(error)
+        except httpx.TimeoutException as error:
+            raise WireError(
+                f"{type(error).__name__} while reading the body",
+                timed_out=True,
+                request_id=response.headers.get("x-request-id"),
+            ) from None
+        except httpx.TransportError as error:
+            raise WireError(
+                f"{type(error).__name__} while reading the body: {error}",
+                timed_out=False,
+                request_id=response.headers.get("x-request-id"),
+            ) from None
+        finally:
+            response.close()
+        return Reply(response.status_code, response.headers, body, undecodable)

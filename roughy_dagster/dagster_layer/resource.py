@@ -5,24 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from ..client import DEFAULT_BASE_URL, RetryPolicy, RoughyClient, Timeouts
-from ..client.client import validate_base_url
+from ..client.client import validate_api_key, validate_base_url
 
 
 class RoughyResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Authenticated, retried access to Roughy's listing; set the key with `EnvVar("ROUGHY_API_KEY")`.
 
     Dagster shows an `EnvVar` by name only, so the key never reaches the UI or the run config; it is also
-    left out of `repr`. Nothing here touches the network until `get_client()` is used.
+    left out of `repr`. The key is checked when the resource is built with its value (for an `EnvVar`, when
+    Dagster resolves it at run time): a key that cannot be sent as a header fails with a message that never
+    shows it. Nothing here touches the network until `get_client()` is used.
     """
+
+    model_config = ConfigDict(hide_input_in_errors=True)  # a rejected api_key is never echoed back
 
     api_key: str = Field(
         repr=False,
         description="Roughy API key (`sk_…`). Pass dg.EnvVar('ROUGHY_API_KEY'): the UI shows its name only.",
     )
-    base_url: str = Field(default=DEFAULT_BASE_URL, description="Roughy API base URL, without `/v1`.")
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL, description="Roughy API root URL (a trailing `/v1` is dropped)."
+    )
     connect_timeout_seconds: float = Field(default=10.0, gt=0, description="TCP/TLS connect timeout.")
     read_timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout waiting for a response.")
     max_attempts: int = Field(
@@ -37,6 +43,13 @@ class RoughyResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     deadline_seconds: float = Field(
         default=300.0, gt=0, description="Overall budget of one API call, retries and waits included."
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_api_key(cls, value: str) -> str:
+        if isinstance(value, dg.EnvVar):
+            return value  # resolved at run time, then checked again
+        return validate_api_key(value)
 
     @field_validator("base_url")
     @classmethod

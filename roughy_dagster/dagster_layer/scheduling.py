@@ -1,14 +1,13 @@
 """The sync job, its schedules (incremental sync and the periodic full reconcile) and project discovery."""
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from ..client import STATE_FLOW, RoughyClient
+from ..client import STATE_FLOW, RoughyAPIError, RoughyClient
 from ..client.client import MAX_PAGE_SIZE
 from ..sync.model import created_us
 from .assets import PROJECTS, PROJECTS_NAME, SYNC_OP_NAME, roughy_sync_assets
@@ -159,12 +158,18 @@ def build_roughy_project_discovery_sensor(
     ) -> dg.SensorResult:
         cursor = DiscoveryCursor.parse(context.cursor)
         found: set[str] = set()
-        deadline = time.monotonic() + tick_budget_seconds
-        with roughy.get_client() as client:
-            if cursor.watermark_us is None:
-                _walk(client, cursor, found, deadline)
-            else:
-                _read_heads(client, cursor, found)
+        # The client's deadline is the tick's: no call (retries and Retry-After waits included) outlives
+        # it, and every loop below stops when it has passed. The cursor keeps what was done.
+        with roughy.get_client() as client, client.deadline(tick_budget_seconds):
+            try:
+                if cursor.watermark_us is None:
+                    _walk(client, cursor, found)
+                else:
+                    _read_heads(client, cursor, found)
+            except RoughyAPIError as error:
+                if not error.out_of_time:
+                    raise
+                context.log.info(f"out of time ({error}); discovery continues next tick")
         present = set(context.instance.get_dynamic_partitions(PROJECTS_NAME))
         new = sorted(found - present)
         return dg.SensorResult(
@@ -184,10 +189,17 @@ def build_roughy_project_discovery_sensor(
     return roughy_project_discovery_sensor
 
 
-def _walk(client: RoughyClient, cursor: DiscoveryCursor, found: set[str], deadline: float) -> None:
-    """Page through every state list of the account, from where the cursor stands, until the deadline."""
+def _out_of_time(client: RoughyClient) -> bool:
+    left = client.time_left()
+    return left is not None and left <= 0
+
+
+def _walk(client: RoughyClient, cursor: DiscoveryCursor, found: set[str]) -> None:
+    """Page through every state list of the account, from where the cursor stands, until the deadline.
+
+    The cursor moves after each page, so a tick that runs out of time resumes at the next page."""
     while cursor.walk_state < len(STATE_FLOW):
-        if time.monotonic() > deadline:
+        if _out_of_time(client):
             return
         page = client.list_assets(
             state=STATE_FLOW[cursor.walk_state], limit=MAX_PAGE_SIZE, offset=cursor.walk_offset
@@ -203,13 +215,18 @@ def _walk(client: RoughyClient, cursor: DiscoveryCursor, found: set[str], deadli
 
 
 def _read_heads(client: RoughyClient, cursor: DiscoveryCursor, found: set[str]) -> None:
-    """Read each state list from the top down to the watermark minus an overlap."""
+    """Read each state list from the top down to the watermark minus an overlap, until the deadline.
+
+    The watermark moves only once every head was read, so a tick cut short reads them again next time
+    (the projects it found are kept)."""
     assert cursor.watermark_us is not None
     stop_below = cursor.watermark_us - DISCOVERY_OVERLAP_US
     newest = cursor.watermark_us
     for state in STATE_FLOW:
         offset = 0
         while True:
+            if _out_of_time(client):
+                return
             page = client.list_assets(state=state, limit=MAX_PAGE_SIZE, offset=offset)
             for item in page.items:
                 found.add(str(item.project_id))

@@ -6,7 +6,6 @@ one per state and tick with the whole batch; every run tagged for Dagster's run 
 """
 
 import hashlib
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -14,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..client import AssetSummary
+from ..client import AssetSummary, RoughyAPIError
 from ..fields import API_FIELD_NAMES, check_fields
 from ..sync.model import created_us
 from ..sync.watch import StateWatcher, WatchState, watched_states
@@ -136,7 +135,6 @@ def build_roughy_state_sensor(
         description=f"Launches a run for each Roughy asset that newly becomes {' or '.join(states)}.",
     )
     def roughy_state_sensor(context: dg.SensorEvaluationContext, roughy: RoughyResource) -> dg.SensorResult:
-        deadline = time.monotonic() + tick_budget_seconds
         memory = SensorMemory(context, name)
         loaded = memory.load(context.cursor)
         if loaded.problem is not None:
@@ -151,7 +149,8 @@ def build_roughy_state_sensor(
         states_now: dict[str, WatchState] = dict(loaded.scopes)
         queue = list(loaded.queue)
         queued = {(event["id"], event["state"]) for event in queue}
-        with roughy.get_client() as client:
+        # The client's deadline is the tick's: no call (retries and Retry-After waits included) outlives it.
+        with roughy.get_client() as client, client.deadline(tick_budget_seconds):
             for scope, project_id, only in scopes:
                 previous = states_now.get(scope)
                 replay = replay_us
@@ -161,12 +160,19 @@ def build_roughy_state_sensor(
                     client,
                     project_id=project_id,
                     watched=watched,
-                    budget_seconds=max(0.0, deadline - time.monotonic()),
+                    budget_seconds=max(0.0, client.time_left() or 0.0),
                     replay_since_us=replay,
                     project_ids=only,
                     overlap_seconds=overlap_seconds,
+                    clock=client.clock,
                 )
-                result = watcher.tick(previous)
+                try:
+                    result = watcher.tick(previous)
+                except RoughyAPIError as error:
+                    if not error.out_of_time:
+                        raise
+                    context.log.warning(f"scope {scope}: out of time ({error}); continuing next tick")
+                    break
                 states_now[scope] = result.state
                 for asset in result.entered:
                     if (asset.id, asset.state.value) not in queued:
