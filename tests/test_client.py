@@ -578,3 +578,84 @@ def test_a_caller_deadline_bounds_every_call_in_its_block(emulator: Emulator):
         assert made.time_left() is None
         made.list_assets()
     assert clock.waits == [25] and emulator.list_requests == 2
+
+
+# -- content codings and bodies x statuses, over the wire ------------------------------------------------
+
+CODINGS = {
+    # name: (Content-Encoding as sent, body)
+    "gzip": ("gzip", "valid"),
+    "x-gzip": ("x-gzip", "valid"),
+    "upper case GZIP": ("GZIP", "valid"),
+    "mixed case X-Gzip": ("X-Gzip", "valid"),
+    "deflate": ("deflate", "valid"),
+    "empty header value": ("", "valid"),
+    "gzip, empty body": ("gzip", "empty"),
+    "x-gzip, empty body": ("x-gzip", "empty"),
+    "GZIP, empty body": ("GZIP", "empty"),
+    "gzip, garbage body": ("gzip", "garbage"),
+    "x-gzip, garbage body": ("x-gzip", "garbage"),
+    "deflate, garbage body": ("deflate", "garbage"),
+    "identity, garbage body": ("identity", "garbage"),
+}
+
+
+@pytest.mark.parametrize("status", [200, 429, 503])
+@pytest.mark.parametrize("name", list(CODINGS))
+def test_content_codings_and_bodies_by_status(emulator: Emulator, name: str, status: int):
+    encoding, body = CODINGS[name]
+    clock = VirtualClock()
+    policy = RetryPolicy(max_attempts=2)
+    with RoughyClient(
+        emulator.api_key, emulator.base_url, retry=policy, sleep=clock, clock=clock.now
+    ) as made:
+        plain = made.list_assets(limit=100)
+        emulator.reset_counts()
+        if status != 200:
+            # Handled by status and Retry-After whatever the body: waited, retried, and the last error
+            # still says what the server said.
+            emulator.inject("encoded", status=status, encoding=encoding, body=body, retry_after=8, count=2)
+            error_class = RoughyRateLimitError if status == 429 else RoughyServerError
+            with pytest.raises(error_class) as caught:
+                made.list_assets(limit=100)
+            assert emulator.list_requests == 2 and len(clock.waits) == 1 and 8 <= clock.waits[0] <= 9
+            assert caught.value.status == status and caught.value.retry_after == 8
+            assert caught.value.request_id and caught.value.request_id in str(caught.value)
+            return
+        emulator.inject("encoded", encoding=encoding, body=body)
+        if body == "valid":
+            page = made.list_assets(limit=100)
+            assert page.items == plain.items and emulator.list_requests == 1
+        elif body == "empty":  # an empty 200 is a body cut short: retried
+            page = made.list_assets(limit=100)
+            assert page.items == plain.items and emulator.list_requests == 2
+        else:  # garbage: sending again would get the same
+            with pytest.raises(RoughyProtocolError) as caught:
+                made.list_assets(limit=100)
+            assert emulator.list_requests == 1 and clock.waits == []
+            assert caught.value.request_id and caught.value.request_id in str(caught.value)
+            assert "GET /v1/assets?limit=100" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "retried"),
+    [
+        ("bad_escape", False),  # the lone surrogate escape
+        ("not_json", False),
+        ("truncated", True),  # JSON cut short, the transfer complete
+        ("cut_short", True),  # the transfer itself cut short (Content-Length unmet)
+    ],
+)
+def test_only_a_body_cut_short_is_retried(
+    emulator: Emulator, client: RoughyClient, sleeps: RecordingSleep, kind: str, retried: bool
+):
+    emulator.inject(kind)
+    if retried:
+        assert client.list_assets().items
+        assert emulator.list_requests == 2 and len(sleeps.waits) == 1
+        return
+    with pytest.raises(RoughyProtocolError) as caught:
+        client.list_assets()
+    assert emulator.list_requests == 1 and sleeps.waits == []
+    assert "not JSON" in str(caught.value) and "cut short" not in str(caught.value)
+    assert caught.value.request_id and caught.value.request_id in str(caught.value)

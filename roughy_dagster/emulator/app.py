@@ -136,6 +136,12 @@ class EmulatorApp:
                 offset,
             )
         )
+        if fault is not None and fault.kind == "encoded":
+            await _send(send, 200, _encoded(fault, body), request_id, extra=[_content_encoding(fault)])
+            return
+        if fault is not None and fault.kind == "cut_short":
+            await _send_cut_short(send, body, request_id)
+            return
         if fault is not None and fault.kind in COMPRESSIONS:
             encoding = fault.kind.encode()
             await _send(
@@ -170,6 +176,13 @@ class EmulatorApp:
             )
             body = HTML_ERROR.replace(b"{status}", str(status).encode()).replace(b"{reason}", reason)
             await _send(send, status, body, request_id, content_type=b"text/html", extra=headers)
+        elif kind == "encoded" and fault.status != 200:
+            code, message = ENCODED_ERRORS.get(fault.status, ("internal_error", "Internal server error."))
+            envelope = json.dumps({"error": {"code": code, "message": message}}).encode()
+            headers.append(_content_encoding(fault))
+            await _send(send, fault.status, _encoded(fault, envelope), request_id, extra=headers)
+        elif kind == "not_json":
+            await _send(send, 200, b"<html><body>Down for maintenance</body></html>", request_id)
         elif kind == "drop":
             _drop_connection(send)
         elif kind == "slow":
@@ -261,6 +274,39 @@ COMPRESSIONS: dict[str, Callable[[bytes], bytes]] = {"gzip": gzip.compress, "def
 """The `Content-Encoding`s the emulator can answer with (scripted like faults, one response each)."""
 
 
+ENCODED_ERRORS = {
+    429: ("rate_limited", "Too many requests."),
+    503: ("upstream_unavailable", "Upstream temporarily unavailable."),
+}
+"""The error envelope an `encoded` fault sends for a status (others send `internal_error`)."""
+
+
+def _content_encoding(fault: Fault) -> tuple[bytes, bytes]:
+    return (b"content-encoding", fault.encoding.encode("latin-1"))
+
+
+def _encoded(fault: Fault, body: bytes) -> bytes:
+    """The body an `encoded` fault sends: compressed as its encoding names (any case), empty, or garbage."""
+    if fault.body == "empty":
+        return b""
+    if fault.body == "garbage":
+        return b"\x00\xffnot compressed at all\xfe" * 4
+    compress = COMPRESSIONS.get(fault.encoding.strip().lower().removeprefix("x-"))
+    return compress(body) if compress is not None else body
+
+
+async def _send_cut_short(send: Send, body: bytes, request_id: str) -> None:
+    """Promise the whole body (Content-Length), send half of it, then close the connection."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+    _drop_connection(send)
+
+
 def _break_body(kind: str, body: bytes) -> bytes:
     """Turn a valid page body into the contract-breaking body a fault asks for."""
     if kind == "truncated":
@@ -284,6 +330,8 @@ def _break_body(kind: str, body: bytes) -> bytes:
         first["project_id"] = str(uuid.uuid4())
     elif kind == "unsorted":
         page["items"].reverse()
+    elif kind == "bad_escape":
+        first["language"] = "\udcff"  # json.dumps writes it as the escape "\udcff"
     return json.dumps(page).encode()
 
 

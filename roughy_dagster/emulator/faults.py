@@ -24,6 +24,10 @@ FAULT_KINDS = frozenset(
         "unsorted",  # 200 whose items are oldest first
         "gzip",  # a correct 200, sent with Content-Encoding: gzip (not a fault: a server that compresses)
         "deflate",  # a correct 200, sent with Content-Encoding: deflate
+        "encoded",  # an answer of `status` labelled Content-Encoding `encoding`, its body as `body` says
+        "not_json",  # 200 whose body is not JSON at all (an HTML maintenance page)
+        "bad_escape",  # 200 whose first item holds a lone surrogate escape ("\udcff"): JSON, but not text
+        "cut_short",  # 200 whose body stops halfway, the connection closed before Content-Length is met
     }
 )
 
@@ -35,6 +39,7 @@ TRANSIENT_FAULT_KINDS = (
     "gateway_timeout_html",
     "drop",
     "truncated",
+    "cut_short",
 )
 """Faults a client should retry through (all but `slow`, which needs a short read timeout to matter)."""
 
@@ -49,12 +54,20 @@ class Fault:
     retry_after: float | None = None
     retry_after_date: bool = False
     delay: float = 0.0
+    status: int = 200
+    """For `encoded`: the status to answer with (200 gives the page, others Roughy's error envelope)."""
+    encoding: str = "gzip"
+    """For `encoded`: the Content-Encoding header value, sent as given (any case; "" sends it empty)."""
+    body: str = "valid"
+    """For `encoded`: "valid" (the body compressed as the encoding says), "empty", or "garbage"."""
     match: dict[str, str] = field(default_factory=dict)
     """Query parameters a request must carry (as strings) for the fault to apply, e.g. {"offset": "200"}."""
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(sorted(FAULT_KINDS))}")
+        if self.body not in ("valid", "empty", "garbage"):
+            raise ValueError(f"body must be valid, empty or garbage, not {self.body!r}")
         if self.count < 1 or self.skip < 0:
             raise ValueError("count must be at least 1 and skip not negative")
 

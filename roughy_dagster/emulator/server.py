@@ -21,10 +21,11 @@ logger = logging.getLogger("roughy_dagster.emulator")
 
 
 class _QuietDroppedConnections(logging.Filter):
-    """Hide uvicorn's complaint about the connections the `drop` fault closes on purpose."""
+    """Hide uvicorn's complaints about the connections the `drop` and `cut_short` faults close on purpose."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "without starting response" not in record.getMessage()
+        message = record.getMessage()
+        return "without starting response" not in message and "without completing response" not in message
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietDroppedConnections())
