@@ -10,7 +10,7 @@ from roughy_dagster import RoughyResource
 from roughy_dagster.client import RetryPolicy, RoughyClient, RoughyProtocolError, Timeouts
 from roughy_dagster.dagster_layer.scheduling import (
     DiscoveryCursor,
-    build_project_discovery_sensor,
+    build_roughy_project_discovery_sensor,
     build_sync_job,
 )
 from roughy_dagster.dagster_layer.state_sensor import build_roughy_state_sensor
@@ -192,7 +192,12 @@ def evaluate(sensor: dg.SensorDefinition, emulator: Emulator, instance, cursor: 
 
 
 def discovery_sensor(budget: float) -> dg.SensorDefinition:
-    return build_project_discovery_sensor(build_sync_job(), tick_budget_seconds=budget)
+    return build_roughy_project_discovery_sensor(build_sync_job(), tick_budget_seconds=budget)
+
+
+def discovered(result: dg.SensorResult) -> set[str]:
+    """The project partitions a discovery tick adds."""
+    return {key for request in result.dynamic_partitions_requests or [] for key in request.partition_keys}
 
 
 def test_discovery_tick_under_a_long_retry_after_ends_within_budget_and_keeps_progress(tick_world):
@@ -204,12 +209,12 @@ def test_discovery_tick_under_a_long_retry_after_ends_within_budget_and_keeps_pr
     assert emulator.list_requests == 3
     cursor = DiscoveryCursor.parse(first.cursor)
     assert (cursor.walk_state, cursor.walk_offset) != (0, 0) and cursor.watermark_us is None
-    found_first = {r.partition_key for r in first.run_requests}
+    found_first = discovered(first)
     assert found_first, "the projects of the pages read are kept"
     emulator.reset_counts()
     second, _ = evaluate(sensor, emulator, instance, first.cursor)
     assert emulator.request_log[0]["offset"] == str(cursor.walk_offset), "resumes where it stopped"
-    found = found_first | {r.partition_key for r in second.run_requests}
+    found = found_first | discovered(second)
     assert found == set(emulator.world.projects)
     assert DiscoveryCursor.parse(second.cursor).watermark_us is not None
 
@@ -229,9 +234,7 @@ def test_discovery_head_reads_check_the_budget(tick_world):
     assert DiscoveryCursor.parse(cut.cursor).watermark_us == DiscoveryCursor.parse(done.cursor).watermark_us
     emulator.app.faults.clear()
     again, _ = evaluate(sensor, emulator, instance, cut.cursor)
-    assert project in {r.partition_key for r in (cut.run_requests or [])} | {
-        r.partition_key for r in again.run_requests
-    }
+    assert project in discovered(cut) | discovered(again)
 
 
 def test_discovery_tick_against_a_slow_server_ends_within_budget(tick_world):
