@@ -84,6 +84,10 @@ print(json.dumps({"seconds": time.perf_counter() - started, "requests": report.r
 """
 
 
+class _Skip(Exception):
+    """A world not asked for."""
+
+
 def run(code: str, *args: str) -> dict:
     """Run one measurement in a fresh process and parse its JSON line."""
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
@@ -132,6 +136,9 @@ def main() -> None:
     parser.add_argument("--abandoned", type=int, default=20_000)
     parser.add_argument("--latent", type=int, default=20_000, help="assets of the project read at 50 ms")
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--worlds", default="account,big,latent,abandoned", help="which worlds to measure (comma-separated)"
+    )
     args = parser.parse_args()
     rows: list[tuple[str, dict, dict]] = []
     folder = tempfile.mkdtemp()
@@ -139,9 +146,13 @@ def main() -> None:
     def database(name: str) -> str:
         return str(Path(folder) / f"{name}.duckdb")
 
+    worlds = set(args.worlds.split(","))
+
     # -- an account of many projects -----------------------------------------------------------------------
-    world = World({"seed": 1, "projects": args.projects, "assets": args.assets})
+    world = World({"seed": 1, "projects": args.projects, "assets": args.assets if "account" in worlds else 0})
     try:
+        if "account" not in worlds:
+            raise _Skip
         size = f"{args.projects} projects x {args.assets}"
         base = floor(world)
         rows.append((f"floor: page the whole account ({size})", base, base))
@@ -158,24 +169,32 @@ def main() -> None:
         )
         control(world.base_url, "changes", {"count": 10})
         rows.append((f"10 changes at {args.latency_ms:.0f} ms", sync(world, database("account")), slow))
+    except _Skip:
+        pass
     finally:
         world.close()
 
     # -- one large project ---------------------------------------------------------------------------------
-    world = World({"seed": 2, "projects": 1, "assets": args.big})
+    world = World({"seed": 2, "projects": 1, "assets": args.big if "big" in worlds else 0})
     try:
+        if "big" not in worlds:
+            raise _Skip
         project = control(world.base_url, "projects")["projects"][0]
         floor(world, project)  # warm-up: the emulator caches each asset's JSON once
         base = floor(world, project)
         rows.append((f"floor: one project of {args.big:,}", base, base))
         rows.append(("first load (sync_project)", sync(world, database("big"), project), base))
         rows.append(("quiet sync", sync(world, database("big"), project), base))
+    except _Skip:
+        pass
     finally:
         world.close()
 
     # -- a project read whole at 50 ms: several requests in flight against the sequential floor ------------
-    world = World({"seed": 3, "projects": 1, "assets": args.latent})
+    world = World({"seed": 3, "projects": 1, "assets": args.latent if "latent" in worlds else 0})
     try:
+        if "latent" not in worlds:
+            raise _Skip
         project = control(world.base_url, "projects")["projects"][0]
         world.latency(args.latency_ms)
         slow = floor(world, project)
@@ -184,18 +203,26 @@ def main() -> None:
         rows.append(
             ("first load, concurrency=1", sync(world, database("latent1"), project, concurrency="1"), slow)
         )
+    except _Skip:
+        pass
     finally:
         world.close()
 
     # -- abandoned uploads ---------------------------------------------------------------------------------
-    world = World({"seed": 4, "projects": 1, "assets": 0, "abandoned": args.abandoned})
+    world = World(
+        {"seed": 4, "projects": 1, "assets": 0, "abandoned": args.abandoned if "abandoned" in worlds else 0}
+    )
     try:
+        if "abandoned" not in worlds:
+            raise _Skip
         project = control(world.base_url, "projects")["projects"][0]
         base = floor(world, project)
         rows.append((f"floor: {args.abandoned:,} abandoned uploads + 200", base, base))
         rows.append(("first load", sync(world, database("abandoned"), project), base))
         rows.append(("quiet sync", sync(world, database("abandoned"), project), base))
         rows.append(("full reconcile", sync(world, database("abandoned"), project, full=True), base))
+    except _Skip:
+        pass
     finally:
         world.close()
 

@@ -40,3 +40,22 @@ def test_a_quiet_account_sync_changes_nothing(emulator: Emulator, client: Roughy
     again = sync_account(client, database)
     assert again.verified
     assert (again.new, again.changed, again.deleted, again.revived) == (0, 0, 0, 0)
+
+
+def test_whole_lists_in_flight_survive_429s(emulator: Emulator, client: RoughyClient, sleeps, database):
+    """A first load keeps several requests in flight; 429s among them are waited out as the server asks."""
+    emulator.inject("rate_limit", count=3, retry_after=2, skip=3)
+    report = sync_account(client, database)
+    assert report.verified and report.retries == 3
+    assert sleeps.waits and all(wait >= 2 for wait in sleeps.waits)
+    for project_id in emulator.world.projects:
+        assert stored_listing(database, project_id) == truth(emulator.world, project_id)
+
+
+def test_one_project_given_syncs_that_project_only(emulator: Emulator, client: RoughyClient, database):
+    first, second = emulator.world.projects[:2]
+    sync_account(client, database, project_ids=[first, second])
+    emulator.world.random_changes(6, project_id=second)
+    report = sync_account(client, database, project_ids=[first])
+    assert list(report.projects) == [first]
+    assert stored_listing(database, first) == truth(emulator.world, first)

@@ -15,9 +15,10 @@ list (one project or the whole account, one state or all) from `start` down:
   request is taken from a `RequestBudget` shared by the whole sync. So a `total` too high or too low, one
   item per page, or a tie group longer than a page all end, within the budget.
 - **Watermark.** With `stop_below_us`, the walk stops after the first page whose last item is older.
-- **In flight.** With `concurrency` > 1 (whole-list reads only), pages are requested in windows of
-  predicted offsets, each still overlapping the one before; a window that does not join up is read again
-  one page at a time from where it broke. A window that met retries (429s) halves the next one.
+- **In flight.** With `concurrency` > 1 (whole-list reads only), up to that many pages are requested at
+  predicted offsets (a pipeline: each page used frees a slot), each still overlapping the one before;
+  where a page does not join up the walk reads on one page at a time. Retries (429s) halve the pages
+  kept in flight.
 
 `ListWalk` yields every page, in list order, as a `WalkPage` (`walk_list` hands each to a callback);
 the caller records what it proves. The walk's `WalkResult` says whether it could be sure that nothing
@@ -27,8 +28,9 @@ listed throughout was skipped (`sure`) and, if not, why (`reason`).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -62,6 +64,11 @@ class RequestBudget:
                 return False
             self.spent += 1
             return True
+
+    def refund(self) -> None:
+        """Give back one request taken but never sent."""
+        with self._lock:
+            self.spent = max(0, self.spent - 1)
 
     def grant(self, requests: int) -> None:
         """Allow `requests` more."""
@@ -179,6 +186,7 @@ class ListWalk:
         self.step_backs_left = max_step_backs
         self.result = WalkResult()
         self.retries_seen = retries() if retries is not None else 0
+        self.in_flight = max(1, self.concurrency)
 
     def __iter__(self) -> Iterator[WalkPage]:
         try:
@@ -223,8 +231,8 @@ class ListWalk:
                 current = yield from self._step(current)
                 continue
             if concurrency > 1 and current.page.total > current.offset + len(current.items):
-                current = yield from self._window(current, concurrency)
-                concurrency = self._next_concurrency(concurrency)
+                current = yield from self._window(current)
+                concurrency = self.in_flight
                 continue
             current = yield from self._step(current)
 
@@ -257,38 +265,57 @@ class ListWalk:
             following = yield from self._get(offset)
         return following
 
-    def _window(self, current: WalkPage, concurrency: int) -> Generator[WalkPage, None, WalkPage]:
-        """Read up to `concurrency` pages at predicted offsets at once; return the last page joined up."""
-        step = self.limit - 1
-        first = current.offset + len(current.items) - 1
-        by_total = max(1, -(-(current.page.total - first) // step))
-        offsets = []
-        for index in range(max(1, min(concurrency, by_total))):
-            if not self.budget.take():
-                break
-            offsets.append(first + index * step)
-        if not offsets:
-            raise _OutOfBudget
-        self.result.requests += len(offsets)
-        with ThreadPoolExecutor(max_workers=len(offsets), thread_name_prefix="roughy-page") as pool:
-            pages = list(pool.map(lambda offset: self.fetch(offset, self.limit), offsets))
-        previous = current
-        for offset, page in zip(offsets, pages, strict=True):
-            self.result.totals.append(page.total)
-            if previous is not current and self._looks_like_end(previous):
-                return previous  # the caller confirms the end (or reads on) from here
-            if not continues(page, previous.items[-1]):
-                return (yield from self._step(previous))  # the list moved: read on one page at a time
-            previous = WalkPage(page, offset, self.limit)
-            yield previous
-        return previous
+    def _window(self, current: WalkPage) -> Generator[WalkPage, None, WalkPage]:
+        """Keep up to `concurrency` pages in flight at predicted offsets, yielding them in order as long as
+        each joins the one before; return the last page joined up (the caller reads on from there).
 
-    def _next_concurrency(self, concurrency: int) -> int:
+        A pipeline, not a barrier: each page yielded frees a slot for the next offset, so a slow answer
+        holds back only the pages behind it. Retries seen meanwhile (429s) halve the pages kept in flight.
+        """
+        step = self.limit - 1
+        next_offset = current.offset + len(current.items) - 1
+        end_by_total = current.page.total
+        pending: deque[tuple[int, Future[AssetPage]]] = deque()
+        pool = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="roughy-page")
+        previous = current
+        try:
+            while True:
+                while len(pending) < self.in_flight and next_offset < end_by_total:
+                    if not self.budget.take():
+                        break
+                    self.result.requests += 1
+                    pending.append((next_offset, pool.submit(self.fetch, next_offset, self.limit)))
+                    next_offset += step
+                if not pending:
+                    if self.budget.exhausted:
+                        raise _OutOfBudget
+                    return previous
+                offset, future = pending.popleft()
+                page = future.result()
+                self.result.totals.append(page.total)
+                if not continues(page, previous.items[-1]):
+                    return (yield from self._step(previous))  # the list moved: read on one page at a time
+                previous = WalkPage(page, offset, self.limit)
+                yield previous
+                if self._looks_like_end(previous):
+                    return previous  # the caller confirms the end (or reads on) from here
+                end_by_total = max(end_by_total, page.total)
+                self._note_retries()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for _, future in pending:
+                if future.cancelled():  # never sent: not spent
+                    self.result.requests -= 1
+                    self.budget.refund()
+
+    def _note_retries(self) -> None:
+        """Halve the pages kept in flight when requests were retried (429s, 503s) since last looked."""
         if self.retries is None:
-            return concurrency
+            return
         seen, before = self.retries(), self.retries_seen
         self.retries_seen = seen
-        return max(1, concurrency // 2) if seen > before else concurrency
+        if seen > before:
+            self.in_flight = max(1, self.in_flight // 2)
 
 
 def walk_list(
