@@ -257,3 +257,22 @@ def test_state_sensor_tick_under_a_long_retry_after_ends_within_budget(tick_worl
     assert elapsed < 40 and TICK_CLOCK.waits == [] and not cut.run_requests
     after, _ = evaluate(sensor, emulator, instance, cut.cursor)
     assert len(after.run_requests) == 2, "the next tick finds what the cut one could not"
+
+
+@pytest.mark.parametrize(
+    "lie", [{"total_bias": {"*": -150}}, {"max_page_items": 40}, {"total_bias": {"*": 500}}]
+)
+def test_discovery_pages_through_the_primitive_whatever_the_server_says(lie):
+    # Totals too low or too high, pages shorter than asked: the walk ends (ends are proven by an empty
+    # page, never taken from `total`) and finds every project.
+    world = World.seeded(seed=9, projects=6, assets_per_project=90)
+    with Emulator(world, api_key=CANARY_KEY, **lie) as emulator, dg.instance_for_test() as instance:
+        sensor = discovery_sensor(40)
+        found: set[str] = set()
+        cursor = None
+        for _ in range(3):
+            result, _ = evaluate(sensor, emulator, instance, cursor)
+            found |= discovered(result)
+            cursor = result.cursor
+        assert found == set(world.projects)
+        assert DiscoveryCursor.parse(cursor).watermark_us is not None

@@ -1,14 +1,14 @@
 """The sync job, its schedules (incremental sync and the periodic full reconcile) and project discovery."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from ..client import STATE_FLOW, RoughyAPIError, RoughyClient
-from ..client.client import MAX_PAGE_SIZE
+from ..client import STATE_FLOW, AssetPage, AssetState, RoughyAPIError, RoughyClient
+from ..client.paging import Fetch, ListWalk, RequestBudget, WalkResult
 from ..sync.model import created_us
 from .assets import PROJECTS, PROJECTS_NAME, SYNC_OP_NAME, roughy_sync_assets
 from .resource import RoughyResource
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 SYNC_JOB_NAME = "roughy_sync_job"
 DISCOVERY_OVERLAP_US = 600 * 1_000_000
 DISCOVERY_TICK_BUDGET_SECONDS = 40.0
+DISCOVERY_MAX_REQUESTS = 2_000
+"""Listing requests one discovery tick may make, besides its time budget (resumed next tick)."""
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 """Dagster's tags for a run over a range of partitions (what a single-run backfill launches)."""
@@ -160,12 +162,13 @@ def build_roughy_project_discovery_sensor(
         found: set[str] = set()
         # The client's deadline is the tick's: no call (retries and Retry-After waits included) outlives
         # it, and every loop below stops when it has passed. The cursor keeps what was done.
+        budget = RequestBudget(DISCOVERY_MAX_REQUESTS)
         with roughy.get_client() as client, client.deadline(tick_budget_seconds):
             try:
                 if cursor.watermark_us is None:
-                    _walk(client, cursor, found)
+                    _walk(client, cursor, found, budget, context.log.warning)
                 else:
-                    _read_heads(client, cursor, found)
+                    _read_heads(client, cursor, found, budget, context.log.warning)
             except RoughyAPIError as error:
                 if not error.out_of_time:
                     raise
@@ -194,46 +197,78 @@ def _out_of_time(client: RoughyClient) -> bool:
     return left is not None and left <= 0
 
 
-def _walk(client: RoughyClient, cursor: DiscoveryCursor, found: set[str]) -> None:
-    """Page through every state list of the account, from where the cursor stands, until the deadline.
+def _state_list(client: RoughyClient, state: AssetState) -> Fetch:
+    """The paging primitive's `fetch` for one state list of the whole account."""
 
-    The cursor moves after each page, so a tick that runs out of time resumes at the next page."""
+    def fetch(offset: int, limit: int) -> AssetPage:
+        return client.list_assets(state=state, limit=limit, offset=offset)
+
+    return fetch
+
+
+def _doubt(warn: Callable[[str], None], state: AssetState, result: WalkResult) -> None:
+    if result.reason:
+        warn(f"project discovery, {state.value} list: {result.reason}")
+
+
+def _walk(
+    client: RoughyClient,
+    cursor: DiscoveryCursor,
+    found: set[str],
+    budget: RequestBudget,
+    warn: Callable[[str], None],
+) -> None:
+    """Walk every state list of the account (the paging primitive), from where the cursor stands.
+
+    Stops at the tick's deadline or request budget. The cursor moves with each page (to its last item,
+    which the next page overlaps), so a tick cut short resumes there next time."""
     while cursor.walk_state < len(STATE_FLOW):
-        if _out_of_time(client):
-            return
-        page = client.list_assets(
-            state=STATE_FLOW[cursor.walk_state], limit=MAX_PAGE_SIZE, offset=cursor.walk_offset
-        )
-        for item in page.items:
-            found.add(str(item.project_id))
-            moment = created_us(item.created_at)
-            cursor.walk_newest_us = max(cursor.walk_newest_us or moment, moment)
-        cursor.walk_offset += len(page.items)
-        if not page.items or cursor.walk_offset >= page.total:
-            cursor.walk_state, cursor.walk_offset = cursor.walk_state + 1, 0
+        state = STATE_FLOW[cursor.walk_state]
+        walk = ListWalk(_state_list(client, state), budget=budget, start=cursor.walk_offset)
+        for read in walk:
+            for item in read.items:
+                found.add(str(item.project_id))
+                moment = created_us(item.created_at)
+                cursor.walk_newest_us = max(cursor.walk_newest_us or moment, moment)
+            if read.items:
+                cursor.walk_offset = read.offset + len(read.items) - 1
+            if _out_of_time(client):
+                return
+        if budget.exhausted and not walk.result.reached_end:
+            return  # resumed next tick from the cursor
+        _doubt(warn, state, walk.result)
+        cursor.walk_state, cursor.walk_offset = cursor.walk_state + 1, 0
     cursor.watermark_us = cursor.walk_newest_us or 0
 
 
-def _read_heads(client: RoughyClient, cursor: DiscoveryCursor, found: set[str]) -> None:
-    """Read each state list from the top down to the watermark minus an overlap, until the deadline.
+def _read_heads(
+    client: RoughyClient,
+    cursor: DiscoveryCursor,
+    found: set[str],
+    budget: RequestBudget,
+    warn: Callable[[str], None],
+) -> None:
+    """Read each state list (the paging primitive) from the top down to the watermark minus an overlap.
 
-    The watermark moves only once every head was read, so a tick cut short reads them again next time
-    (the projects it found are kept)."""
+    The watermark moves only once every head was read, so a tick cut short by its deadline or request
+    budget reads them again next time (the projects it found are kept)."""
     assert cursor.watermark_us is not None
-    stop_below = cursor.watermark_us - DISCOVERY_OVERLAP_US
     newest = cursor.watermark_us
     for state in STATE_FLOW:
-        offset = 0
-        while True:
-            if _out_of_time(client):
-                return
-            page = client.list_assets(state=state, limit=MAX_PAGE_SIZE, offset=offset)
-            for item in page.items:
+        walk = ListWalk(
+            _state_list(client, state),
+            budget=budget,
+            stop_below_us=cursor.watermark_us - DISCOVERY_OVERLAP_US,
+        )
+        for read in walk:
+            for item in read.items:
                 found.add(str(item.project_id))
                 newest = max(newest, created_us(item.created_at))
-            offset += len(page.items)
-            if not page.items or offset >= page.total or created_us(page.items[-1].created_at) < stop_below:
-                break
+            if _out_of_time(client):
+                return
+        if budget.exhausted and not walk.result.complete:
+            return
+        _doubt(warn, state, walk.result)
     cursor.watermark_us = newest
 
 
