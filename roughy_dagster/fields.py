@@ -68,7 +68,14 @@ ASSET_FIELDS: tuple[AssetField, ...] = (
     AssetField("upload_url", "VARCHAR", "api", True, "TUS URL, only while pending_upload", "string"),
     AssetField("first_seen_at", "TIMESTAMPTZ", "store", False, "When a sync first saw the asset"),
     AssetField("last_seen_at", "TIMESTAMPTZ", "store", False, "When a sync last saw the asset"),
-    AssetField("state_changed_at", "TIMESTAMPTZ", "store", False, "When a sync saw the state change"),
+    AssetField(
+        "state_changed_at",
+        "TIMESTAMPTZ",
+        "store",
+        True,
+        "When a sync observed the asset enter its current state (the change happened since the sync "
+        "before); null when no sync saw it change (first seen in that state)",
+    ),
     AssetField("deleted_at", "TIMESTAMPTZ", "store", True, "Set when the asset left the listing"),
     AssetField("last_sync_id", "BIGINT", "store", False, "roughy.sync_runs.sync_id that last wrote the row"),
     AssetField(

@@ -41,7 +41,8 @@ def check_consistent(database) -> None:
                 [sync_id],
             )
         )
-        assert kinds.get("appeared", 0) == new_count and kinds.get("deleted", 0) == deleted_count
+        new = kinds.get("appeared", 0) + kinds.get("initial", 0)
+        assert new == new_count and kinds.get("deleted", 0) == deleted_count
     orphans = query(
         database,
         "SELECT count(*) FROM roughy.asset_events e WHERE NOT EXISTS "

@@ -41,10 +41,11 @@ EVENTS_COLUMN_SCHEMA = dg.TableSchema(
         _column(
             "kind",
             "VARCHAR",
-            "appeared | state_changed | updated (fields changed within a state) | deleted | revived",
+            "initial (first seen at the project's initial load) | appeared (new since the sync before) | "
+            "state_changed | updated (fields changed within a state) | deleted | revived",
             nullable=False,
         ),
-        _column("old_state", "VARCHAR", "State before the change; null when it appeared"),
+        _column("old_state", "VARCHAR", "State before the change; null when initial or appeared"),
         _column("new_state", "VARCHAR", "State after the change; null when it was deleted"),
         _column("observed_at", "TIMESTAMPTZ", "When the sync observed the change", nullable=False),
     ]

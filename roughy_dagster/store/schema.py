@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -72,11 +72,14 @@ def add_columns(connection: duckdb.DuckDBPyConnection, version: int) -> None:
             connection.execute(f"ALTER TABLE {SCHEMA}.assets ADD COLUMN {column_definition(f)}")
 
 
-def rebuild_table(connection: duckdb.DuckDBPyConnection, table: str, columns: str) -> None:
+def rebuild_table(
+    connection: duckdb.DuckDBPyConnection, table: str, columns: str, values: Mapping[str, str] | None = None
+) -> None:
     """Replace `roughy.<table>` by one with the column definitions `columns`, keeping rows and user parts.
 
     Columns of the old table that `columns` does not define (an analyst's `ALTER TABLE ... ADD COLUMN`)
     are carried over with their type and values, after the defined ones; indexes are created again.
+    `values` gives SQL for columns whose new value is computed from the old row (by column name).
     (DuckDB cannot drop or change a constraint in place, hence rebuilds.)
     """
     defined = [line.strip().split()[0] for line in columns.strip().rstrip(",").split(",\n")]
@@ -90,13 +93,63 @@ def rebuild_table(connection: duckdb.DuckDBPyConnection, table: str, columns: st
     added = [(name, kind) for name, kind in existing if name not in defined]
     extra = "".join(f',\n        "{name}" {kind}' for name, kind in added)
     names = ", ".join(f'"{name}"' for name in [*kept, *(name for name, _ in added)])
+    computed = ", ".join(
+        f'{(values or {})[name]} AS "{name}"' if name in (values or {}) else f'"{name}"'
+        for name in [*kept, *(name for name, _ in added)]
+    )
     with indexes_set_aside(connection, table):
         connection.execute(f"CREATE TABLE {SCHEMA}.{table}_rebuilt (\n{columns.rstrip()}{extra}\n)")
         connection.execute(
-            f"INSERT INTO {SCHEMA}.{table}_rebuilt ({names}) SELECT {names} FROM {SCHEMA}.{table}"
+            f"INSERT INTO {SCHEMA}.{table}_rebuilt ({names}) SELECT {computed} FROM {SCHEMA}.{table}"
         )
         connection.execute(f"DROP TABLE {SCHEMA}.{table}")
         connection.execute(f"ALTER TABLE {SCHEMA}.{table}_rebuilt RENAME TO {table}")
+
+
+EVENT_KINDS = ("initial", "appeared", "state_changed", "updated", "deleted", "revived")
+"""The kinds of `roughy.asset_events` rows (README, "The data in DuckDB", says what each means)."""
+
+
+def _event_columns() -> str:
+    kinds = ", ".join(f"'{kind}'" for kind in EVENT_KINDS)
+    return f"""\
+        sync_id BIGINT NOT NULL,
+        project_id UUID NOT NULL,
+        asset_id UUID NOT NULL,
+        kind VARCHAR NOT NULL CHECK (kind IN ({kinds})),
+        old_state VARCHAR,
+        new_state VARCHAR,
+        observed_at TIMESTAMPTZ NOT NULL
+"""
+
+
+def _observed_transitions(connection: duckdb.DuckDBPyConnection) -> None:
+    """Version 6: `state_changed_at` only ever an observed transition, and `initial` events.
+
+    `state_changed_at` was set to the first sighting of every asset, so it could not tell a transition
+    seen by a sync from an asset first seen in that state. It becomes the time of the last observed
+    transition into the current state (from the `state_changed` events), or NULL. The `appeared` events
+    of each project's initial load (the first sync that stored its assets) become `initial`.
+    """
+    with indexes_set_aside(connection, "assets"):
+        connection.execute(f"ALTER TABLE {SCHEMA}.assets ALTER COLUMN state_changed_at DROP NOT NULL")
+    connection.execute(
+        f"""
+        UPDATE {SCHEMA}.assets AS a SET state_changed_at = (
+            SELECT max(e.observed_at) FROM {SCHEMA}.asset_events AS e
+            WHERE e.asset_id = a.id AND e.kind = 'state_changed' AND e.new_state = a.state
+        )
+        """
+    )
+    rebuild_table(
+        connection,
+        "asset_events",
+        _event_columns(),
+        values={
+            "kind": "CASE WHEN kind = 'appeared' AND sync_id = min(sync_id) OVER (PARTITION BY project_id) "
+            "THEN 'initial' ELSE kind END"
+        },
+    )
 
 
 Migration = str | Callable[[duckdb.DuckDBPyConnection], None]
@@ -168,6 +221,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     lambda connection: add_columns(connection, 4),
     # version 5: why a sync could not prove the stored rows equal to the listing (NULL when verified)
     "ALTER TABLE roughy.sync_runs ADD COLUMN reason VARCHAR;",
+    # version 6: `state_changed_at` only an observed transition (or NULL); `initial` events
+    _observed_transitions,
 )
 
 CURRENT_VERSION = len(MIGRATIONS)

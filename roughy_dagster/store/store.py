@@ -46,7 +46,8 @@ _CLASSIFY = f"""
 CREATE OR REPLACE TEMP TABLE roughy_classified AS
 SELECT o.*, s.sync_id, a.state AS old_state,
     CASE
-        WHEN a.id IS NULL THEN 'appeared'
+        WHEN a.id IS NULL THEN CASE WHEN o.project_id IN (SELECT project_id FROM roughy.assets
+            WHERE project_id IN (SELECT project_id FROM roughy_sync_ids)) THEN 'appeared' ELSE 'initial' END
         WHEN o.observed_at <= a.last_seen_at THEN 'stale'
         WHEN a.deleted_at IS NOT NULL
             THEN CASE WHEN o.observed_at > a.deleted_at THEN 'revived' ELSE 'stale' END
@@ -63,14 +64,15 @@ LEFT JOIN roughy.assets AS a ON a.id = o.id
 _RECORD_EVENTS = """
 INSERT INTO roughy.asset_events (sync_id, project_id, asset_id, kind, old_state, new_state, observed_at)
 SELECT sync_id, project_id, id, kind,
-    CASE WHEN kind = 'appeared' THEN NULL ELSE old_state END, state, observed_at
-FROM roughy_classified WHERE kind IN ('appeared', 'revived', 'state_changed', 'updated')
+    CASE WHEN kind IN ('initial', 'appeared') THEN NULL ELSE old_state END, state, observed_at
+FROM roughy_classified WHERE kind IN ('initial', 'appeared', 'revived', 'state_changed', 'updated')
 """
 
 _UPDATE_SEEN = f"""
 UPDATE roughy.assets AS a SET
     {set_observed_fields("c")}, last_seen_at = c.observed_at,
-    state_changed_at = CASE WHEN c.kind IN ('state_changed', 'revived') THEN c.observed_at
+    state_changed_at = CASE WHEN c.kind = 'state_changed' THEN c.observed_at
+                            WHEN c.kind = 'revived' AND c.state <> c.old_state THEN NULL
                             ELSE a.state_changed_at END,
     deleted_at = NULL, last_sync_id = c.sync_id
 FROM roughy_classified AS c
@@ -81,7 +83,7 @@ _APPEARED_COLUMNS, _APPEARED_VALUES = insert_select(
     {
         "first_seen_at": "observed_at",
         "last_seen_at": "observed_at",
-        "state_changed_at": "observed_at",
+        "state_changed_at": "NULL",
         "deleted_at": "NULL",
         "last_sync_id": "sync_id",
     }
@@ -91,9 +93,9 @@ INSERT INTO roughy.assets ({_APPEARED_COLUMNS})
 SELECT {_APPEARED_VALUES}
 FROM {{source}}
 """
-"""Insert rows seen for the first time (first, last seen and state changed at their observation)."""
+"""Insert rows seen for the first time (first and last seen at their observation; no state change seen)."""
 
-_INSERT_NEW = _INSERT_APPEARED.format(source="roughy_classified WHERE kind = 'appeared'")
+_INSERT_NEW = _INSERT_APPEARED.format(source="roughy_classified WHERE kind IN ('initial', 'appeared')")
 
 _STORED_ROWS = (
     "SELECT count(*) > 0 FROM roughy.assets WHERE project_id IN (SELECT project_id FROM roughy_sync_ids)"
@@ -108,7 +110,7 @@ _WRITTEN = "last_sync_id IN (SELECT sync_id FROM roughy_sync_ids)"
 
 _RECORD_FIRST_LOAD_EVENTS = f"""
 INSERT INTO roughy.asset_events (sync_id, project_id, asset_id, kind, old_state, new_state, observed_at)
-SELECT last_sync_id, project_id, id, 'appeared', NULL, state, first_seen_at
+SELECT last_sync_id, project_id, id, 'initial', NULL, state, first_seen_at
 FROM roughy.assets WHERE {_WRITTEN}
 """
 
@@ -348,7 +350,7 @@ def _first_load(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, in
     connection.execute(_RECORD_FIRST_LOAD_EVENTS)
     return _kinds(
         connection,
-        "SELECT CAST(project_id AS VARCHAR), 'appeared', count(*) FROM roughy.assets "
+        "SELECT CAST(project_id AS VARCHAR), 'initial', count(*) FROM roughy.assets "
         f"WHERE {_WRITTEN} GROUP BY 1",
     )
 
@@ -397,7 +399,7 @@ def _report(
         requests=observation.requests,
         pages=observation.pages,
         retries=observation.retries,
-        new=kinds.get("appeared", 0),
+        new=kinds.get("appeared", 0) + kinds.get("initial", 0),
         changed=kinds.get("state_changed", 0) + kinds.get("updated", 0),
         deleted=deleted,
         revived=kinds.get("revived", 0),
