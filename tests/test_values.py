@@ -139,7 +139,7 @@ def test_a_duration_the_spec_refuses_stops_only_its_project(
     database = tmp_path / "roughy_assets.duckdb"
     bad, good = emulator.world.projects[:2]
     sync_project(client, database, bad)
-    a_ready_asset(emulator.world, bad, duration_seconds=duration)
+    broken = a_ready_asset(emulator.world, bad, duration_seconds=duration)
     emulator.world.add_asset(good, state="ready")
     before = fingerprint(database)
     with pytest.raises(RoughyProtocolError) as caught:
@@ -148,6 +148,9 @@ def test_a_duration_the_spec_refuses_stops_only_its_project(
     assert fingerprint(database) == before
     sync_project(client, database, good)
     assert stored_listing(database, good) == truth(emulator.world, good)
+    emulator.world.set_fields(broken, duration_seconds="12.5")  # the server is fixed
+    sync_project(client, database, bad)
+    assert stored_listing(database, bad) == truth(emulator.world, bad)
 
 
 def page_with(duration: str) -> bytes:
