@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from roughy_dagster import RoughyClient, sync_project
+from roughy_dagster import RoughyClient, sync_account, sync_project
 from roughy_dagster.emulator import Emulator
 from roughy_dagster.store import AssetStore
 from roughy_dagster.store.schema import CURRENT_VERSION, EVENT_KINDS
@@ -102,3 +102,24 @@ def test_the_migration_reclassifies_initial_loads_and_clears_unobserved_transiti
     indexes = query(database, "SELECT index_name FROM duckdb_indexes() ORDER BY 1")
     assert indexes == [("assets_by_state",), ("events_by_asset",)]
     assert stored_listing(database, project) == truth(world, project)
+
+
+def test_an_account_sync_tells_a_new_project_from_known_ones(
+    emulator: Emulator, client: RoughyClient, tmp_path
+):
+    database = tmp_path / "roughy_assets.duckdb"
+    world = emulator.world
+    known, new = world.projects[:2]
+    sync_project(client, database, known)
+    world.add_asset(known, state="processing")
+    sync_account(client, database, project_ids=[known, new])
+    by_project = dict(
+        query(
+            database,
+            "SELECT CAST(project_id AS VARCHAR), list(DISTINCT kind ORDER BY kind) FROM roughy.asset_events "
+            "WHERE sync_id > 1 GROUP BY 1",
+        )
+    )
+    assert by_project == {known: ["appeared"], new: ["initial"]}
+    for project in (known, new):
+        assert stored_listing(database, project) == truth(world, project)
