@@ -22,7 +22,8 @@ from roughy_dagster import ROUGHY_POOL, AssetStore, RoughyAssetEvent, build_roug
 )
 def ready_media_hours_by_day(duckdb: DuckDBResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
     """An example downstream asset: a table `roughy_reports.ready_media_hours_by_day` in the same file."""
-    with AssetStore(duckdb.database).connect() as connection:
+    store = AssetStore(duckdb.database)
+    with store.connect() as connection:
         connection.execute("SET TimeZone = 'UTC'")
         connection.execute("CREATE SCHEMA IF NOT EXISTS roughy_reports")
         connection.execute(
@@ -34,6 +35,7 @@ def ready_media_hours_by_day(duckdb: DuckDBResource) -> dg.MaterializeResult:  #
         (rows,) = connection.execute(
             "SELECT count(*) FROM roughy_reports.ready_media_hours_by_day"
         ).fetchall()[0]
+        store.publish(connection)  # readers (roughy_dagster.connect) see the table now, not after a sync
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": int(rows),
@@ -57,7 +59,7 @@ def ready_media_hours_by_day(duckdb: DuckDBResource) -> dg.MaterializeResult:  #
     )
 
 
-@dg.op(pool=ROUGHY_POOL)
+@dg.op
 def handle_roughy_asset_ready(
     context: dg.OpExecutionContext, config: RoughyAssetEvent, duckdb: DuckDBResource
 ) -> None:
@@ -69,7 +71,7 @@ def handle_roughy_asset_ready(
     record_reaction(context, duckdb, config, f"ready: {config.type} {config.duration_seconds} s")
 
 
-@dg.op(pool=ROUGHY_POOL)
+@dg.op
 def handle_roughy_asset_failed(
     context: dg.OpExecutionContext, config: RoughyAssetEvent, duckdb: DuckDBResource
 ) -> None:

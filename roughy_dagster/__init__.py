@@ -32,6 +32,7 @@ from .client import (
 )
 from .project_sync import sync_project
 from .store import AssetStore, SyncReport
+from .store.readers import connect
 
 __all__ = [
     "ROUGHY_POOL",
@@ -70,6 +71,7 @@ __all__ = [
     "build_roughy_defs",
     "build_roughy_project_discovery_sensor",
     "build_roughy_state_sensor",
+    "connect",
     "record_reaction",
     "roughy_assets",
     "roughy_project_partitions",

@@ -11,7 +11,8 @@ from .dagster_layer.assets import PROJECTS_NAME
 from .dagster_layer.definitions import build_roughy_defs
 from .dagster_layer.scheduling import partition_range_request
 from .dagster_layer.settings import RoughySettings
-from .store import AssetStore
+from .store.publish import latest_path
+from .store.readers import connect
 
 
 def main() -> None:
@@ -33,14 +34,17 @@ def main() -> None:
         run = job.execute_in_process(instance=instance, tags=cycle.tags)
         outcome = "ok" if run.success else "FAILED"
         print(f"synced {len(projects)} projects in one run: {outcome} (run {run.run_id})")
-    print(f"\nroughy.assets in {os.path.abspath(settings.duckdb_path)}: live assets per project and state\n")
+    print(
+        f"\nroughy.assets in {os.path.abspath(latest_path(settings.duckdb_path))} (what readers open): "
+        "live assets per project and state\n"
+    )
     print(summary_table(settings.duckdb_path))
 
 
 def summary_table(database: str) -> str:
     """Live assets per project (rows) and state (columns), with totals and each project's last sync."""
     states = [state.value for state in STATE_FLOW]
-    with AssetStore(database).connect(read_only=True) as connection:
+    with connect(database) as connection:  # the readers' copy: never in a sync's way
         counts = connection.execute(
             "SELECT CAST(project_id AS VARCHAR), state, count(*) FROM roughy.assets "
             "WHERE deleted_at IS NULL GROUP BY ALL"

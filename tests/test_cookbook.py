@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import roughy_dagster
 from roughy_dagster import RoughyClient, sync_project
 from roughy_dagster.emulator import Emulator, World
 from roughy_dagster.emulator.world import STATES
-from roughy_dagster.store import AssetStore
 
 from .conftest import CANARY_KEY
 
@@ -53,7 +53,7 @@ def test_cookbook_queries_answer_right(tmp_path):
             for project in world.projects:
                 sync_project(client, database, project)
 
-    with AssetStore(database).connect(read_only=True) as connection:
+    with roughy_dagster.connect(database) as connection:  # what the README tells readers to open
 
         def run(title: str) -> list[tuple]:
             (statement,) = [sql for name, sql in queries.items() if name.startswith(title)]

@@ -17,6 +17,7 @@ from ..client import AssetState, RoughyClient
 from ..project_sync import sync_project
 from ..store import AssetStore, SyncReport
 from ..store.columns import has_value
+from ..store.publish import latest_path
 from .duckdb_resource import DuckDBDatabase
 from .resource import RoughyResource
 from .tables import ASSETS_TABLE, COLUMN_SCHEMA, EVENTS_TABLE, SYNC_RUNS_TABLE, TABLES, RoughyTable
@@ -319,6 +320,8 @@ def materialization_metadata(
             ).fetchall()
         )
     database = dg.MetadataValue.path(store.database)
+    # what readers open (read-only): the latest published copy, never the file syncs write
+    query_database = dg.MetadataValue.path(str(latest_path(store.database)))
     return {
         ASSETS_TABLE.name: {
             project: {
@@ -328,6 +331,7 @@ def materialization_metadata(
                 "dagster/column_schema": ASSETS_TABLE.column_schema,
                 **sync_figures(report),
                 "database": database,
+                "query_database": query_database,
             }
             for project, report in reports.items()
         },
@@ -339,6 +343,7 @@ def materialization_metadata(
                 "dagster/column_schema": EVENTS_TABLE.column_schema,
                 "sync_id": report.sync_id,
                 "database": database,
+                "query_database": query_database,
             }
             for project, report in reports.items()
         },
@@ -350,6 +355,7 @@ def materialization_metadata(
                 "dagster/column_schema": SYNC_RUNS_TABLE.column_schema,
                 "sync_id": report.sync_id,
                 "database": database,
+                "query_database": query_database,
             }
             for project, report in reports.items()
         },

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..client.client import DEFAULT_BASE_URL, validate_base_url, validate_project_id
+from ..store.readers import DEFAULT_DATABASE
 
-DEFAULT_DUCKDB_PATH = "data/roughy_assets.duckdb"
+DEFAULT_DUCKDB_PATH = DEFAULT_DATABASE
 DEFAULT_SYNC_CRON = "*/15 * * * *"
 DEFAULT_RECONCILE_CRON = "30 3 * * *"
 

@@ -20,8 +20,9 @@ from ..client import AssetState
 from ..sync.local import LocalView, MemoryView
 from ..sync.model import RemoteObservation
 from .columns import OBSERVED_COLUMNS, changed, insert_select, set_observed_fields
-from .connection import create_whole, open_database, prepare_folder, rollback
+from .connection import STORE_CATALOG, create_whole, open_database, prepare_folder, rollback
 from .errors import RoughyStoreError
+from .publish import publish, publish_after_commit
 from .schema import CURRENT_VERSION, check_readable, ensure_schema, first_row, schema_version
 from .view import DuckDBView
 
@@ -240,6 +241,15 @@ class AssetStore:
             with self.connect(read_only=True) as connection:
                 yield DuckDBView(connection, project_id)
 
+    def publish(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Publish the readers' copy now, from a connection of `connect()` with no transaction open.
+
+        Syncs publish by themselves; this is for writes of your own into the store (a downstream table),
+        which readers would otherwise see only after the next sync that changes an asset. Raises
+        `RoughyStoreError` when the copy cannot be written (see `store.publish`).
+        """
+        publish(connection, self.database, STORE_CATALOG)
+
     def write(self, observation: RemoteObservation) -> SyncReport:
         """Apply a one-project sync's observations in one transaction: all of it is stored, or none of it."""
         if observation.project_id is None:
@@ -312,7 +322,14 @@ class AssetStore:
             except BaseException:
                 rollback(connection)  # never hides the failure: after a failed COMMIT, nothing to undo
                 raise
+            changed = any(report_changed(report) for report in reports.values())
+            publish_after_commit(connection, self.database, STORE_CATALOG, changed=changed)
         return reports
+
+
+def report_changed(report: SyncReport) -> bool:
+    """Whether a sync changed any asset (readers' copy must then be republished)."""
+    return bool(report.new or report.changed or report.deleted or report.revived)
 
 
 ROW_GROUP_ROWS = 122_880
