@@ -71,7 +71,7 @@ def test_sigkill_at_a_random_point_leaves_a_usable_database(tmp_path, seed: int)
             time.sleep(rng.uniform(0.05, 2.5))  # lands in the first load, a write, or a later sync
         finally:
             process.send_signal(signal.SIGKILL)
-            process.wait(timeout=10)
+            process.communicate(timeout=10)  # reaps it and closes its pipes
         assert process.returncode == -signal.SIGKILL
         emulator.stop_life()
         if fingerprint(database):  # a file killed while its schema was being created holds nothing yet
