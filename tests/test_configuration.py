@@ -94,6 +94,7 @@ def test_a_foreign_lock_gives_a_clear_error_and_loses_nothing(
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
     message = str(caught.value)
     assert str(database) in message and "locked by another process" in message and "PID" in message
     assert "Traceback" not in message
@@ -114,4 +115,5 @@ def test_a_lock_released_while_waiting_is_waited_for(emulator: Emulator, client:
         report = sync_project(client, database, project, lock_wait_seconds=30)
     finally:
         holder.wait()
+        holder.stdout.close()
     assert report.verified
