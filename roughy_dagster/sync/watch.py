@@ -278,6 +278,8 @@ class StateWatcher:
         self._seq = 0
         self._spans: dict[AssetState, list[PageSpan]] = {s: [] for s in STATE_FLOW}
         self._probes: dict[AssetState, list[_Probe]] = {s: [] for s in STATE_FLOW}
+        self._pages: dict[AssetState, dict[int, AssetPage]] = {s: {} for s in STATE_FLOW}
+        self._heads: set[int] = set()  # ids of this tick's head intervals (their window is checked)
         self._totals: dict[AssetState, int] = {}
         self._seen_in: dict[tuple[str, AssetState], int] = {}  # (id, list) -> seq of the last sighting
         self._entered: dict[tuple[str, str], AssetSummary] = {}
@@ -345,19 +347,28 @@ class StateWatcher:
             for item in deferred or ():  # judged now that the silent and replayed intervals are known
                 self._sight(item, now)
         else:
-            assert self.horizon_us is not None
-            for list_state in STATE_FLOW:
+            top = state.watermark_us
+            assert top is not None and self.horizon_us is not None
+            for list_state in STATE_FLOW:  # the head: what was created since the last tick's newest
                 owed = state.owed.setdefault(list_state.value, [])
-                if not any(o.high_us >= HIGH and o.low_us <= self.horizon_us for o in owed):
-                    owed.insert(0, Owed(self.horizon_us, HIGH, silent=False))
+                if not any(o.high_us >= HIGH and o.low_us <= top for o in owed):
+                    owed.insert(0, Owed(top, HIGH, silent=False))
+                    self._heads.add(id(owed[0]))
         for list_state in STATE_FLOW:
             owed = state.owed[list_state.value]
             while owed:
-                self._read_interval(list_state, owed[0])
+                interval = owed[0]
+                head = id(interval) in self._heads
+                self._read_interval(list_state, interval)
                 owed.pop(0)
+                top = interval.low_us
+                if head and list_state in TERMINAL and not self._window_unchanged(list_state, top):
+                    assert self.horizon_us is not None
+                    owed.insert(0, Owed(self.horizon_us, top, silent=False))
 
     def _read_interval(self, list_state: AssetState, interval: Owed) -> None:
         """Read one owed interval newest first; when the budget runs out, shrink it to what is unread."""
+        low, high = interval.low_us, interval.high_us
         offset = 0 if interval.high_us >= HIGH else self._start_of(list_state, interval.high_us)
         while True:
             page = self._page(list_state, offset)
@@ -371,6 +382,67 @@ class StateWatcher:
         silent = self._silent.get(list_state, [])
         if interval in silent:
             silent.remove(interval)
+        if list_state in TERMINAL:  # remembered here, proven absent now: deleted, so forget it
+            spans = self._spans[list_state]
+            for asset_id, (state, moment) in list(self.state.recent.items()):
+                if (
+                    state == list_state.value
+                    and low <= moment < high
+                    and (asset_id, list_state) not in self._seen_in
+                    and any(span.brackets(moment) for span in spans)
+                ):
+                    del self.state.recent[asset_id]
+
+    def _window_unchanged(self, list_state: AssetState, top_us: int) -> bool:
+        """Whether a terminal list still holds exactly the assets remembered in [horizon, top).
+
+        The overlap window below the head is where an asset published late would appear. Instead of
+        reading it every tick, one position is checked: with `a` assets at or above `top` (from the head
+        just read) and `n` remembered in the window, the asset at `a + n - 1` must be in the window and
+        the one at `a + n` below it. Any count change there (late arrival, deletion) reads the window.
+        """
+        horizon = self.horizon_us
+        assert horizon is not None
+        remembered = sum(
+            1
+            for state, moment in self.state.recent.values()
+            if state == list_state.value and horizon <= moment < top_us
+        )
+        above = self._count_at_or_above(list_state, top_us)
+        if above is None:
+            return False
+        total = self._totals[list_state]
+        inside = self._created_at(list_state, above + remembered - 1) if remembered else None
+        below = self._created_at(list_state, above + remembered) if above + remembered < total else None
+        if (remembered and inside is None) or (above + remembered < total and below is None):
+            self._page(list_state, max(0, above + remembered - 1))
+            total = self._totals[list_state]
+            inside = self._created_at(list_state, above + remembered - 1) if remembered else None
+            below = self._created_at(list_state, above + remembered) if above + remembered < total else None
+        if remembered and (inside is None or inside < horizon):
+            return False
+        return above + remembered >= total or (below is not None and below < horizon)
+
+    def _count_at_or_above(self, list_state: AssetState, moment: int) -> int | None:
+        """How many assets of the list have `created_at` >= `moment`, from this tick's head pages."""
+        position = 0
+        for offset, page in sorted(self._pages[list_state].items()):
+            if offset > position:
+                return None  # a gap: not read this tick
+            for item in page.items[position - offset :]:
+                if created_us(item.created_at) < moment:
+                    return position
+                position += 1
+            if position >= page.total:
+                return position
+        return None
+
+    def _created_at(self, list_state: AssetState, position: int) -> int | None:
+        """The `created_at` of the asset at `position` if a page read this tick holds it."""
+        for offset, page in self._pages[list_state].items():
+            if offset <= position < offset + len(page.items):
+                return created_us(page.items[position - offset].created_at)
+        return None
 
     def _start_of(self, list_state: AssetState, high_us: int) -> int:
         """The offset of a page whose first item has `created_at` >= `high_us` (or 0)."""
@@ -551,6 +623,7 @@ class StateWatcher:
         self._seq += 1
         seq = self._seq
         self._totals[list_state] = page.total
+        self._pages[list_state][offset] = page
         now = self.now_us()
         for item in page.items:
             self._seen_in[(item.id, list_state)] = seq
