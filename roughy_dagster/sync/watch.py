@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from ..client import STATE_FLOW, AssetPage, AssetState, AssetSummary, RoughyClient
-from ..client.client import MAX_PAGE_SIZE
+from ..client.paging import MAX_PAGE_SIZE, ListWalk, RequestBudget
 from .model import created_us
 from .spans import PageSpan, span_of
 
@@ -356,29 +356,37 @@ class StateWatcher:
                     self._heads.add(id(owed[0]))
         for list_state in STATE_FLOW:
             owed = state.owed[list_state.value]
-            while owed:
-                interval = owed[0]
+            index = 0
+            while index < len(owed):
+                interval = owed[index]
                 head = id(interval) in self._heads
-                self._read_interval(list_state, interval)
-                owed.pop(0)
+                if not self._read_interval(list_state, interval):
+                    index += 1
+                    continue
+                owed.pop(index)
                 top = interval.low_us
                 if head and list_state in TERMINAL and not self._window_unchanged(list_state, top):
                     assert self.horizon_us is not None
-                    owed.insert(0, Owed(self.horizon_us, top, silent=False))
+                    owed.insert(index, Owed(self.horizon_us, top, silent=False))
 
-    def _read_interval(self, list_state: AssetState, interval: Owed) -> None:
-        """Read one owed interval newest first; when the budget runs out, shrink it to what is unread."""
+    def _read_interval(self, list_state: AssetState, interval: Owed) -> bool:
+        """Read one owed interval newest first through the paging primitive; False when the walk could
+        not be sure it skipped nothing (the interval stays owed). When the budget runs out, the interval
+        is shrunk to what is unread and `OutOfBudget` propagates."""
         low, high = interval.low_us, interval.high_us
         offset = 0 if interval.high_us >= HIGH else self._start_of(list_state, interval.high_us)
-        while True:
-            page = self._page(list_state, offset)
-            offset += len(page.items)
-            if not page.items or offset >= page.total:
-                break
-            oldest = created_us(page.items[-1].created_at)
-            if oldest < interval.low_us:
-                break
-            interval.high_us = min(interval.high_us, oldest + 1)  # ties at `oldest` are read again
+        walk = ListWalk(
+            lambda at, _limit: self._page(list_state, at),
+            budget=RequestBudget(1 << 40),  # the tick's budget is time: `_page` raises OutOfBudget
+            start=offset,
+            stop_below_us=None if low <= LOW else low,
+        )
+        for read in walk:
+            if read.items:  # progress kept if the budget runs out: ties at the oldest are read again
+                interval.high_us = min(interval.high_us, created_us(read.items[-1].created_at) + 1)
+        if not walk.result.sure:  # the list moved under the walk: read the interval again next tick
+            interval.high_us = high
+            return False
         silent = self._silent.get(list_state, [])
         if interval in silent:
             silent.remove(interval)
@@ -392,6 +400,7 @@ class StateWatcher:
                     and any(span.brackets(moment) for span in spans)
                 ):
                     del self.state.recent[asset_id]
+        return True
 
     def _window_unchanged(self, list_state: AssetState, top_us: int) -> bool:
         """Whether a terminal list still holds exactly the assets remembered in [horizon, top).
