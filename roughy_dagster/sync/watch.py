@@ -87,6 +87,8 @@ class WatchState:
     """Per non-terminal list, the `created_at` window (low, high) a cut-short bisection had narrowed to."""
     hints: dict[str, list[list[int]]] = field(default_factory=dict)
     """Per terminal list, up to 64 `[created_us, offset]` pairs from the last tick's probes."""
+    rotation: dict[str, int] = field(default_factory=dict)
+    """Per terminal list, which page of the overlap window the next tick verifies."""
 
     @property
     def started(self) -> bool:
@@ -106,6 +108,7 @@ class WatchState:
             "resume": self.resume,
             "suspect": self.suspect,
             "hints": self.hints,
+            "rotation": self.rotation,
         }
 
     @classmethod
@@ -174,7 +177,12 @@ class WatchState:
             for s, points in hints.items()
         ):
             raise UnreadableState("hints is not {state: [[created_us, offset], ...]}")
-        return cls(watermark, known, recent, owed, resume, suspect, hints)
+        rotation = data.get("rotation", {})
+        if not isinstance(rotation, dict) or not all(
+            s in names and isinstance(v, int) and v >= 0 for s, v in rotation.items()
+        ):
+            raise UnreadableState(f"rotation {rotation!r} is not {{state: page}}")
+        return cls(watermark, known, recent, owed, resume, suspect, hints, rotation)
 
 
 @dataclass
@@ -390,17 +398,21 @@ class StateWatcher:
         silent = self._silent.get(list_state, [])
         if interval in silent:
             silent.remove(interval)
-        if list_state in TERMINAL:  # remembered here, proven absent now: deleted, so forget it
-            spans = self._spans[list_state]
-            for asset_id, (state, moment) in list(self.state.recent.items()):
-                if (
-                    state == list_state.value
-                    and low <= moment < high
-                    and (asset_id, list_state) not in self._seen_in
-                    and any(span.brackets(moment) for span in spans)
-                ):
-                    del self.state.recent[asset_id]
+        if list_state in TERMINAL:
+            self._forget_absent(list_state, low, high)
         return True
+
+    def _forget_absent(self, list_state: AssetState, low: int, high: int) -> None:
+        """Forget remembered terminal assets in [low, high) that a page bracketing them proved deleted."""
+        spans = self._spans[list_state]
+        for asset_id, (state, moment) in list(self.state.recent.items()):
+            if (
+                state == list_state.value
+                and low <= moment < high
+                and (asset_id, list_state) not in self._seen_in
+                and any(span.brackets(moment) for span in spans)
+            ):
+                del self.state.recent[asset_id]
 
     def _window_unchanged(self, list_state: AssetState, top_us: int) -> bool:
         """Whether a terminal list still holds exactly the assets remembered in [horizon, top).
@@ -430,7 +442,26 @@ class StateWatcher:
             below = self._created_at(list_state, above + remembered) if above + remembered < total else None
         if remembered and (inside is None or inside < horizon):
             return False
-        return above + remembered >= total or (below is not None and below < horizon)
+        if not (above + remembered >= total or (below is not None and below < horizon)):
+            return False
+        self._rotate(list_state, above, remembered)
+        return True
+
+    def _rotate(self, list_state: AssetState, above: int, remembered: int) -> None:
+        """Verify one more page of the window each tick, in turn: a late asset and a deletion in the same
+        window balance the count, but not the page that holds them (found within a few ticks)."""
+        pages = -(-remembered // (MAX_PAGE_SIZE - 1))
+        if pages <= 1:
+            return  # the window is on the pages already read
+        turn = self.state.rotation.get(list_state.value, 0) % pages
+        self.state.rotation[list_state.value] = turn + 1
+        offset = above + turn * (MAX_PAGE_SIZE - 1)
+        if offset in self._pages[list_state]:
+            return
+        page = self._page(list_state, offset)
+        span = self._spans[list_state][-1] if page.items else None
+        if span is not None:
+            self._forget_absent(list_state, int(max(span.low_us, LOW)), int(min(span.high_us, HIGH)))
 
     def _count_at_or_above(self, list_state: AssetState, moment: int) -> int | None:
         """How many assets of the list have `created_at` >= `moment`, from this tick's head pages."""
