@@ -596,3 +596,21 @@ def test_the_overlap_window_is_checked_not_read(client):
             state = result.state
             found += [a.id for a in result.entered]
         assert found == [late.id]
+
+
+def test_abandoned_uploads_deleted_anywhere_are_all_found_then_quiet(client):
+    """Deletions spread through a long non-terminal list: the bisection's probes overlap by one item,
+    so an asset between two probed pages is still bracketed; afterwards a tick is quiet again."""
+    world = spread_world({"pending_upload": 3000, "ready": 1000}, seed=6)
+    rng = random.Random(6)
+    with Emulator(world, api_key=CANARY_KEY) as emulator, client_for_emulator(emulator) as client:
+        clock = SimulatedLatency(emulator, 0.05)
+        state = settle(client, world, clock)
+        uploads = [str(a["id"]) for a in world.listing(None, "pending_upload")]
+        for asset_id in rng.sample(uploads, 120):
+            world.delete(asset_id)
+        state = settle(client, world, clock, state)
+        live = {a["id"] for a in world.listing(None, "pending_upload")}
+        assert {k: v for k, v in state.known.items() if k not in live} == {}
+        emulator.reset_counts()
+        assert _entered(client, world, clock, state) == [] and emulator.list_requests <= 10

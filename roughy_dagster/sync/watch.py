@@ -516,7 +516,7 @@ class StateWatcher:
         if list_state not in self._totals:
             self._page(list_state, 0)
         window = self.state.suspect.pop(list_state.value, [LOW, HIGH])
-        restarts = 0
+        restarts, last_believed = 0, -1
         low, high = self._window_offsets(list_state, window)
         try:
             for _ in range(256):
@@ -524,27 +524,33 @@ class StateWatcher:
                 if total == beliefs.count(list_state):
                     return
                 high = min(high, total)
-                if high <= low:  # narrowed to nothing: the remote moved under the search
-                    restarts += 1
-                    if restarts > 2:
-                        return  # left for the next tick, whose counts will still disagree
-                    window = [LOW, HIGH]
-                    low, high = 0, total
+                if high <= low:  # an upper bound made stale by what later probes resolved: look below
+                    high = total
+                    if high <= low:  # nothing below either: the remote moved under the search
+                        believed = beliefs.count(list_state)
+                        restarts = restarts + 1 if believed == last_believed else 0
+                        if restarts > 1:
+                            return  # no progress: left for the next tick, whose counts still disagree
+                        last_believed = believed
+                        window = [LOW, HIGH]
+                        low, high = 0, total
                 offset = max(low, min((low + high) // 2 - MAX_PAGE_SIZE // 2, max(0, total - 1)))
                 page = self._page(list_state, offset)
                 boundary = _strict_boundary(page)
                 if boundary is None:  # past the end, or one `created_at` on the whole page
                     if page.items:
-                        low = offset + len(page.items)
+                        low = offset + len(page.items) - 1
                     else:
                         high = min(high, offset)
                     continue
                 index, moment = boundary
+                # the next probe overlaps this page by one item, so that the two spans join: an asset
+                # between the last item of one page and the first of the next is bracketed by neither
                 if offset + index + 1 != beliefs.count_above(list_state, moment):
-                    high = offset
+                    high = offset + 1
                     window[0] = max(window[0], moment)
                 else:
-                    low = offset + len(page.items)
+                    low = offset + len(page.items) - 1
                     window[1] = min(window[1], created_us(page.items[-1].created_at) + 1)
         except OutOfBudget:
             self.state.suspect[list_state.value] = window
