@@ -614,3 +614,19 @@ def test_abandoned_uploads_deleted_anywhere_are_all_found_then_quiet(client):
         assert {k: v for k, v in state.known.items() if k not in live} == {}
         emulator.reset_counts()
         assert _entered(client, world, clock, state) == [] and emulator.list_requests <= 10
+
+
+def test_a_request_cut_by_the_tick_deadline_keeps_the_tick_progress(emulator: Emulator, client):
+    """The tick's client runs under the tick's deadline: when a slow answer outlives it, the watcher
+    stops as if out of budget, reports what it found and keeps it (no livelock on a slow server)."""
+    world = emulator.world
+    state = StateWatcher(client, project_id=None, watched=["ready", "failed"]).tick(None).state
+    fresh = world.add_asset(world.projects[0], state="ready")
+    emulator.inject("slow", delay=3.0, match={"state": "failed"})  # the last head read of the tick
+    with client.deadline(1.0):
+        result = StateWatcher(
+            client, project_id=None, watched=["ready", "failed"], budget_seconds=30, clock=client.clock
+        ).tick(state)
+    assert not result.complete and [a.id for a in result.entered] == [fresh.id]
+    emulator.app.faults.clear()
+    assert StateWatcher(client, project_id=None, watched=["ready", "failed"]).tick(result.state).entered == []

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
-from ..client import STATE_FLOW, AssetPage, AssetState, AssetSummary, RoughyClient
+from ..client import STATE_FLOW, AssetPage, AssetState, AssetSummary, RoughyAPIError, RoughyClient
 from ..client.paging import MAX_PAGE_SIZE, ListWalk, RequestBudget
 from .model import created_us
 from .spans import PageSpan, span_of
@@ -498,7 +498,9 @@ class StateWatcher:
     def _checks(self) -> None:
         """Per non-terminal list in flow order: count check and bisection, then locate what left it."""
         for list_state in NON_TERMINAL:
-            if not self.state.owed.get(list_state.value):
+            # a silent interval still owed means the snapshot is incomplete; unread head intervals do
+            # not matter: the count check finds their assets too
+            if not any(o.silent for o in self.state.owed.get(list_state.value, ())):
                 self._check(list_state)
             self._locate_left(list_state)
 
@@ -663,9 +665,14 @@ class StateWatcher:
         if self.clock() > self.deadline:
             raise OutOfBudget
         self.requests += 1
-        page = self.client.list_assets(
-            project_id=self.project_id, state=list_state, limit=MAX_PAGE_SIZE, offset=offset
-        )
+        try:
+            page = self.client.list_assets(
+                project_id=self.project_id, state=list_state, limit=MAX_PAGE_SIZE, offset=offset
+            )
+        except RoughyAPIError as error:
+            if error.out_of_time:  # the client's deadline (the tick's) ran out: keep what was found
+                raise OutOfBudget from error
+            raise
         self._seq += 1
         seq = self._seq
         self._totals[list_state] = page.total
