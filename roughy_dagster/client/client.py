@@ -33,7 +33,7 @@ from .models import ERROR_DECODER, PAGE_DECODER, AssetPage, AssetState, AssetSum
 from .paging import MAX_PAGE_SIZE as MAX_PAGE_SIZE  # re-exported: the spec's largest `limit`
 from .paging import ListWalk, RequestBudget
 from .retry import RetryBudget, RetryPolicy, build_retrying, is_retryable, parse_retry_after
-from .wire import Reply, Wire, WireError, alias_content_codings
+from .wire import NoCookies, Reply, Wire, WireError, alias_content_codings
 
 logger = logging.getLogger("roughy_dagster.client")
 
@@ -208,6 +208,7 @@ class RoughyClient:
             ),
             transport=transport,
             follow_redirects=False,
+            cookies=NoCookies(),
             event_hooks={"response": [alias_content_codings]},
         )
         self._timeout = self._http.timeout.as_dict()
