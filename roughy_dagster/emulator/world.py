@@ -70,12 +70,14 @@ class Asset:
     error_code: str | None = None
     error_message: str | None = None
     upload_url: str | None = None
+    tie_rank: str = field(default="", repr=False)
+    """Orders ties in place of the id when set (a `World(ties_by_id=False)`): never serialized."""
     _json: bytes | None = field(default=None, repr=False)
 
     @property
     def sort_key(self) -> SortKey:
-        """`created_at` in microseconds, then id: a stable total order with a tie-break."""
-        return (int(self.created_at.timestamp() * 1_000_000), self.id)
+        """`created_at` in microseconds, then the tie-break (id, or a hidden rank): a stable total order."""
+        return (int(self.created_at.timestamp() * 1_000_000), self.tie_rank or self.id)
 
     def to_dict(self) -> dict[str, object]:
         """The asset as the API serializes it."""
@@ -131,8 +133,16 @@ class SortedIndex:
 class World:
     """Every project and asset of one emulated account, safe to read and mutate from several threads."""
 
-    def __init__(self, *, seed: int = 0, upload_base_url: str = "http://127.0.0.1/v1/uploads") -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        upload_base_url: str = "http://127.0.0.1/v1/uploads",
+        ties_by_id: bool = True,
+    ) -> None:
         self.rng = random.Random(seed)
+        self.ties_by_id = ties_by_id
+        """False: ties are ordered by a hidden random rank, not by id (the spec names no second key)."""
         self.lock = threading.RLock()
         self.upload_base_url = upload_base_url
         self.projects: list[str] = []
@@ -157,14 +167,16 @@ class World:
         assets_per_project: int = 200,
         tie_every: int = 0,
         edge_values_every: int = 0,
+        ties_by_id: bool = True,
     ) -> World:
         """A reproducible world: the same arguments always give the same ids, times, states and fields.
 
         `tie_every` > 0 gives every n-th asset the `created_at` of the one before it, so ties occur.
         `edge_values_every` > 0 gives every n-th asset that has a duration or size the next of
         `EDGE_DURATIONS` / `EDGE_SIZES` (values the spec allows at the edges of what columns hold).
+        `ties_by_id=False` orders ties by a hidden rank instead of the id.
         """
-        world = cls(seed=seed)
+        world = cls(seed=seed, ties_by_id=ties_by_id)
         with world.lock:
             for _ in range(projects):
                 project_id = world.add_project()
@@ -255,6 +267,8 @@ class World:
                 created_at=created_at,
                 language=self.rng.choice(LANGUAGES),
             )
+            if not self.ties_by_id:
+                asset.tie_rank = f"{self.rng.getrandbits(64):016x}"
             asset.upload_url = f"{self.upload_base_url}/{asset.id}"
             if state == "pending_upload" and self.rng.random() < 0.5:
                 self._receive_first_chunk(asset)
@@ -269,7 +283,7 @@ class World:
         self, project_id: str, count: int, *, state: str = "ready", created_at: datetime | None = None
     ) -> list[Asset]:
         """Add `count` assets in `state` sharing one `created_at` (a tie group; longer than a page when
-        `count` > 100). The listing orders ties by id, newest first."""
+        `count` > 100). The listing orders ties by id, newest first (by a hidden rank unless `ties_by_id`)."""
         with self.lock:
             moment = created_at if created_at is not None else self.tick_clock()
             return [self.add_asset(project_id, state=state, created_at=moment) for _ in range(count)]

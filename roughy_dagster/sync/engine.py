@@ -37,7 +37,7 @@ from ..client.paging import MAX_PAGE_SIZE, ListWalk, RequestBudget, created_us
 from .local import LocalView
 from .model import REACHABLE, Deletion, LocalAsset, RemoteObservation, Sighting
 from .rows import RowBuffer
-from .spans import Key, KeySpan, key_span, ties_order
+from .spans import Key, KeySpan, key_span
 
 logger = logging.getLogger("roughy_dagster.sync")
 
@@ -50,25 +50,11 @@ DEFAULT_CONCURRENCY = 8
 
 
 class Evidence:
-    """Page spans by state: the proofs of absence a sync has gathered, and how the server orders ties."""
+    """Page spans by state: the proofs of absence a sync has gathered (by `created_at` only: no tie order
+    is assumed, see `roughy_dagster.sync.spans`)."""
 
     def __init__(self) -> None:
         self.spans: dict[AssetState, list[KeySpan]] = {state: [] for state in STATE_FLOW}
-        self.ties_seen = False
-        self.ties_disordered = False
-
-    @property
-    def ties_by_id(self) -> bool:
-        """Whether the server was seen ordering tied items by id (newest first), and never otherwise."""
-        return self.ties_seen and not self.ties_disordered
-
-    def note_order(self, page: AssetPage) -> None:
-        """Learn how the server orders ties from a page."""
-        order = ties_order(page)
-        if order is True:
-            self.ties_seen = True
-        elif order is False:
-            self.ties_disordered = True
 
     def add(self, span: KeySpan) -> None:
         """Record a page's span."""
@@ -76,8 +62,7 @@ class Evidence:
 
     def absent_since(self, state: AssetState, key: Key, after_seq: int) -> int | None:
         """The first request at or after `after_seq` proving an unseen asset absent from `state`."""
-        ties = self.ties_by_id
-        found = [s.seq for s in self.spans[state] if s.seq >= after_seq and s.brackets(key, ties_by_id=ties)]
+        found = [s.seq for s in self.spans[state] if s.seq >= after_seq and s.brackets(key)]
         return min(found) if found else None
 
 
@@ -146,6 +131,8 @@ class SyncEngine:
         self._total_seq: dict[AssetState, int] = {}
         self._seq = 0
         self._suspects: set[str] = set()  # stored assets a page showed missing from their stored state
+        self._tie_doubts: dict[AssetState, set[int]] = {}  # created_us of tie groups too long to prove
+        self._edge_ties: dict[AssetState, dict[int, set[str]]] = {}  # ids seen at a page edge's created_at
         self._rows = RowBuffer()
         self._superseded_rows: list[int] = []  # rows of sightings another sighting of the same asset replaced
 
@@ -178,9 +165,23 @@ class SyncEngine:
             unresolved = self._resolve_moved_assets()
         mismatched = self._mismatched_states()
         for state in mismatched:
+            ties = [moment for moment, ids in self._edge_ties.get(state, {}).items() if len(ids) > 1]
             self._doubt(
                 f"{state.value}: the remote total ({self.totals.get(state)}) differs from the assets the "
                 f"sync can account for ({self.belief.counts[state]})"
+                + (
+                    f"; tie groups met a page edge (created at {_moments(ties)}): the API gives ties no "
+                    "order, so an asset deleted inside one can be proven gone only by a page that holds "
+                    "the whole group"
+                    if ties
+                    else ""
+                )
+            )
+        for state, moments in self._tie_doubts.items():
+            self._doubt(
+                f"{state.value}: a stored asset created at {_moments(moments)} is missing from its list and "
+                "shares that created_at with a tie group at least a page long; the API gives ties no "
+                "order, so its deletion cannot be proven (it stays stored as it was)"
             )
         if unresolved:
             self._doubt(
@@ -275,8 +276,12 @@ class SyncEngine:
             self.budget.grant(2 * -(-page.total // step) + 2)
         if seq >= self._total_seq.get(state, 0):
             self.totals[state], self._total_seq[state] = page.total, seq
-        self.evidence.note_order(page)
         self._sight_page(page.items, state, seq, self._rows.add_page(page.items, observed_at))
+        if page.items:
+            edges = self._edge_ties.setdefault(state, {})
+            for edge in {page.items[0].created_at, page.items[-1].created_at}:
+                tied = [item.id for item in page.items if item.created_at == edge]
+                edges.setdefault(created_us(edge), set()).update(tied)
         span = key_span(page, state, seq, offset, ends_list=False)
         if span is not None:
             self._prove(span, set(map(_ID_OF, page.items)))
@@ -287,8 +292,7 @@ class SyncEngine:
         self.evidence.add(span)
         if not self.has_stored:
             return
-        ties = self.evidence.ties_by_id
-        for asset in self.local.between(span.state, span.low, span.high, ties_by_id=ties, excluding=on_page):
+        for asset in self.local.between(span.state, span.low, span.high, ties_by_id=False, excluding=on_page):
             self.belief.stored.setdefault(asset.id, asset)
             self._suspects.add(asset.id)
 
@@ -393,19 +397,33 @@ class SyncEngine:
                 return
 
     def _locate(self, state: AssetState, asset: LocalAsset, min_seq: int, believed: list[Key]) -> None:
-        """Search `state`'s list for the page holding the asset's key, starting where stored rows say."""
-        key = (asset.created_us, asset.id)
-        guess = len(believed) - bisect.bisect_right(believed, key)
+        """Search `state`'s list for a page holding the asset's `created_at` strictly inside (or showing the
+        asset), starting where stored rows say. Ties have no documented order, so the search moves by
+        `created_at` alone; a tie group at a page's edge is re-centred on the next page, and one that fills
+        a whole page can never be proven: the asset stays unresolved, with that reason."""
+        moment = asset.created_us
+        guess = len(believed) - bisect.bisect_right(believed, (moment, asset.id))
         low, high = 0, max(self.totals.get(state, guess), guess) + 1
         offset = max(0, guess - 10)
         for _ in range(MAX_LOCATE_STEPS):
             page = self._fetch(state, offset)
             if page is None:
                 return
-            if asset.id in self.sightings or self.evidence.absent_since(state, key, min_seq):
+            if asset.id in self.sightings or self.evidence.absent_since(state, (moment, asset.id), min_seq):
                 return
             high = min(high, page.total)
-            if not page.items or key >= _key(page.items[0]):
+            moments = [created_us(item.created_at) for item in page.items]
+            if moments and moments[0] == moment == moments[-1]:
+                self._tie_doubts.setdefault(state, set()).add(moment)
+                return  # a tie group at least a page long: no page can hold it whole
+            if moments and moment == moments[0] and offset > 0:
+                # tied with the page's first item: move up so that the tie group sits inside the page
+                tied = moments.count(moment)
+                offset = max(0, min(offset - 1, offset + tied - MAX_PAGE_SIZE // 2))
+            elif moments and moment == moments[-1]:
+                # tied with the page's last item: move down so that the tie group sits inside the page
+                offset = max(offset + 1, offset + moments.index(moment) - MAX_PAGE_SIZE // 2)
+            elif not moments or moment > moments[0]:
                 high = min(high, offset)  # the asset's place is above this page
                 offset = (
                     max(low, high - MAX_PAGE_SIZE // 2) if high - low <= MAX_PAGE_SIZE else (low + high) // 2
@@ -480,14 +498,15 @@ class SyncEngine:
         return self.extra.exhausted or self.budget.exhausted
 
 
+def _moments(moments: Iterable[int]) -> str:
+    """`created_us` values as ISO 8601 text, ascending."""
+    return ", ".join(datetime.fromtimestamp(m / 1_000_000, UTC).isoformat() for m in sorted(moments))
+
+
 _ID_OF = attrgetter("id")
 _PROJECT_OF = attrgetter("project_id")
 _STATE_OF = attrgetter("state")
 _CREATED_AT_OF = attrgetter("created_at")
-
-
-def _key(item: AssetSummary) -> Key:
-    return (created_us(item.created_at), item.id)
 
 
 def _check_page(page: AssetPage, project_id: str | None, state: AssetState) -> None:

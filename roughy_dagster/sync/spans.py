@@ -1,11 +1,12 @@
 """What one page of a list proves: the range of the listing's order it covers completely.
 
-The listing is ordered newest first by `created_at`; ties have no documented second key. A `KeySpan`
-is a range of order keys `(created_us, id)` with exclusive bounds: every asset of the list whose key lies
-strictly inside was on the page, at that request. When the server is seen ordering ties by id (newest
-first, larger id first, and never otherwise), the id breaks ties and a tie group longer than a page is
-covered page by page; until then only `created_us` counts, so an asset tied with a page's edge is never
-taken as proven absent.
+The listing is ordered newest first by `created_at`; ties have no documented second key, and a server
+may order them by anything (its insertion order, a hidden key, differently on each request). A `KeySpan`
+holds the keys `(created_us, id)` of a page's first and last items, but it proves only by `created_us`,
+with exclusive bounds: every asset of the list created strictly between the two edges' `created_at` was
+on the page, at that request. An asset tied with a page's edge is never proven absent by that page, however
+the page orders its ties; a tie group is proven only by a page that holds it whole with older and newer
+items around it (a tie group longer than a page can never be, and a sync that needs it says so).
 
 `PageSpan`/`span_of` are the older, `created_at`-only form the state watcher still uses.
 """
@@ -36,10 +37,8 @@ class KeySpan:
     low: Key
     high: Key
 
-    def brackets(self, key: Key, *, ties_by_id: bool) -> bool:
-        """Whether every asset of this list with `key` was on the page (see the module doc for ties)."""
-        if ties_by_id:
-            return self.low < key < self.high
+    def brackets(self, key: Key) -> bool:
+        """Whether every asset of this list with `key` was on the page: by `created_us` alone (module doc)."""
         return self.low[0] < key[0] < self.high[0]
 
 
@@ -55,17 +54,6 @@ def key_span(page: AssetPage, state: AssetState, seq: int, offset: int, *, ends_
     high = HIGHEST if offset == 0 else (created_us(first.created_at), first.id)
     low = LOWEST if ends_list else (created_us(last.created_at), last.id)
     return KeySpan(state, seq, low, high)
-
-
-def ties_order(page: AssetPage) -> bool | None:
-    """How the page orders tied items: True if by id descending, False if not, None when it has no ties."""
-    seen = None
-    for before, after in zip(page.items, page.items[1:], strict=False):
-        if before.created_at == after.created_at:
-            if before.id < after.id:
-                return False
-            seen = True
-    return seen
 
 
 @dataclass(frozen=True)
