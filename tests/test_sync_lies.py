@@ -7,7 +7,7 @@ over loopback HTTP.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 
 import pytest
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from roughy_dagster import sync_account
 from roughy_dagster.client import RetryPolicy, RoughyClient
 from roughy_dagster.emulator import Emulator, World
+from roughy_dagster.emulator.faults import Fault
 from roughy_dagster.project_sync import sync_project
 from roughy_dagster.store import AssetStore
 from roughy_dagster.sync import SyncEngine
@@ -161,6 +162,73 @@ def test_ties_in_a_hidden_order_never_make_a_live_asset_look_deleted(tmp_path, l
         if length <= 40:
             assert report.verified, report.reason
             assert deleted == {older[5].id, victim.id}
+
+
+@pytest.mark.parametrize(
+    ("match", "skip"),
+    [
+        ({"state": "ready"}, 0),  # the ready list's first page, empty once
+        ({"state": "failed"}, 0),
+        ({"state": "ready", "offset": "99"}, 0),  # a middle page of a full refresh
+        ({"state": "processing"}, 0),  # a non-terminal list: its assets could have moved anywhere
+    ],
+)
+@pytest.mark.parametrize("full", [False, True])
+def test_one_wrong_empty_answer_never_deletes_a_list(tmp_path, match, skip, full):
+    """A server (a replica, a cache) answers `{items: [], total: 0}` once; every other answer is right.
+    Alone, that page would prove every asset of the list absent: mass deletions from one request need a
+    later request agreeing, so nothing is deleted and the sync says what happened."""
+    world = World.seeded(seed=5, projects=1, assets_per_project=400)
+    project = world.projects[0]
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        assert sync_project(client, database, project).verified
+        emulator.app.faults.add(Fault("empty_page", skip=skip, match=match))
+        report = sync_project(client, database, project, full_refresh=full)
+        assert not live_deleted(database, world)
+        assert report.deleted == 0
+        assert stored_listing(database, project) == truth(world, project)
+        again = sync_project(client, database, project)
+        assert again.verified and again.revived == 0, again.reason
+
+
+def test_a_real_mass_deletion_is_confirmed_and_recorded(tmp_path):
+    world = World.seeded(seed=6, projects=1, assets_per_project=400)
+    project = world.projects[0]
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        assert sync_project(client, database, project).verified
+        ready = [a for a in world.assets.values() if a.state == "ready"]
+        for asset in ready[: len(ready) // 2]:
+            world.delete(asset.id)
+        report = sync_project(client, database, project)
+        assert report.verified, report.reason
+        assert report.deleted == len(ready) // 2
+        assert stored_listing(database, project) == truth(world, project)
+
+
+@pytest.mark.parametrize(
+    ("state", "victim"), [("processing", 0), ("processing", 65), ("pending_upload", 129)]
+)
+def test_a_deleted_old_abandoned_upload_is_proven_by_the_lists_last_page(tmp_path, state, victim):
+    """Old abandoned uploads, older than every ready/failed asset: one deleted is below the list's last
+    live key, so only the list's last page (its end proven by an empty page past it) can prove it gone.
+    The incremental sync records it at once, with a handful of requests, not 24 re-reads of one page."""
+    world = World.seeded(seed=1, projects=1, assets_per_project=30)
+    project = world.projects[0]
+    old = [
+        world.add_asset(project, state=state, created_at=world.clock - timedelta(days=3, seconds=k * 7))
+        for k in range(130)
+    ]
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        assert sync_project(client, database, project).verified
+        world.delete(old[victim].id)
+        report = sync_project(client, database, project)
+        assert report.verified, report.reason
+        assert report.deleted == 1
+        assert report.requests <= 30, report.requests  # ~106 before: one page re-read 24 times
+        assert stored_listing(database, project) == truth(world, project)
 
 
 def test_a_quiet_sync_reads_few_stored_rows(tmp_path):

@@ -124,6 +124,8 @@ class EmulatorApp:
             return
         served = limit if self.max_page_items is None else max(0, min(limit, self.max_page_items))
         items, total = self.world.page(project_id, state, served, offset)
+        if fault is not None and fault.kind == "empty_page":
+            items, total = [], 0
         bias = self.total_bias.get(state, self.total_bias.get("*", 0))
         total = max(0, total + bias)
         body = (
@@ -148,7 +150,7 @@ class EmulatorApp:
                 send, 200, COMPRESSIONS[fault.kind](body), request_id, extra=[(b"content-encoding", encoding)]
             )
             return
-        if fault is not None and fault.kind != "slow":  # a slow answer is a correct one
+        if fault is not None and fault.kind not in ("slow", "empty_page"):  # answers that parse as given
             body = _break_body(fault.kind, body)
         await _send(send, 200, body, request_id)
 

@@ -28,6 +28,7 @@ FAULT_KINDS = frozenset(
         "not_json",  # 200 whose body is not JSON at all (an HTML maintenance page)
         "bad_escape",  # 200 whose first item holds a lone surrogate escape ("\udcff"): JSON, but not text
         "cut_short",  # 200 whose body stops halfway, the connection closed before Content-Length is met
+        "empty_page",  # 200 {items: [], total: 0}: a replica or cache that answers an empty list once
     }
 )
 

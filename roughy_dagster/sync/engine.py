@@ -45,6 +45,9 @@ FULLY_READ = (AssetState.PENDING_UPLOAD, AssetState.PROCESSING)
 HEAD_READ = (AssetState.PENDING_PAYMENT, AssetState.READY, AssetState.FAILED)
 MAX_LOCATE_STEPS = 24
 MAX_BISECT_ROUNDS = 3
+MASS_DELETION = 3
+"""More deletions than this proven by one request (or any by an empty page) need a later request agreeing
+(see `SyncEngine._confirm_mass_deletions`)."""
 DEFAULT_CONCURRENCY = 8
 """Requests in flight while a list is read whole (first loads, full refreshes); see `walk_list`."""
 
@@ -123,6 +126,8 @@ class SyncEngine:
         self.evidence = Evidence()
         self.sightings: dict[str, Sighting] = {}
         self.deletions: dict[str, Deletion] = {}
+        self._proofs: dict[str, list[int]] = {}  # the requests proving each deletion, in flow order
+        self._empty_seqs: set[int] = set()  # requests answered with an empty page
         self.totals: dict[AssetState, int] = {}
         self.reasons: list[str] = []
         stored_counts = local.counts()
@@ -163,6 +168,7 @@ class SyncEngine:
             for state in mismatched:
                 self._bisect(state)
             unresolved = self._resolve_moved_assets()
+        unresolved |= self._confirm_mass_deletions()
         mismatched = self._mismatched_states()
         for state in mismatched:
             ties = [moment for moment, ids in self._edge_ties.get(state, {}).items() if len(ids) > 1]
@@ -277,7 +283,9 @@ class SyncEngine:
         if seq >= self._total_seq.get(state, 0):
             self.totals[state], self._total_seq[state] = page.total, seq
         self._sight_page(page.items, state, seq, self._rows.add_page(page.items, observed_at))
-        if page.items:
+        if not page.items:
+            self._empty_seqs.add(seq)
+        else:
             edges = self._edge_ties.setdefault(state, {})
             for edge in {page.items[0].created_at, page.items[-1].created_at}:
                 tied = [item.id for item in page.items if item.created_at == edge]
@@ -371,7 +379,18 @@ class SyncEngine:
         Returns None (and records the deletion) when every reachable state has a proof of absence,
         each taken at or after the one before, which rules out the asset having moved between them.
         """
-        after_seq = 0
+        chain = self._proof_chain(asset, 0)
+        if isinstance(chain, AssetState):
+            return chain
+        self.deletions[asset.id] = Deletion(asset.id, chain[-1], datetime.now(UTC))
+        self._proofs[asset.id] = chain
+        self.belief.move(asset.state, None)
+        return None
+
+    def _proof_chain(self, asset: LocalAsset, after_seq: int) -> list[int] | AssetState:
+        """The requests (at or after `after_seq`, in flow order) proving the asset absent from every state
+        it could have reached, or the first reachable state without such a proof."""
+        chain = []
         key = (asset.created_us, asset.id)
         for state in STATE_FLOW:
             if state not in REACHABLE[asset.state]:
@@ -379,10 +398,56 @@ class SyncEngine:
             seq = self.evidence.absent_since(state, key, after_seq)
             if seq is None:
                 return state
+            chain.append(seq)
             after_seq = seq
-        self.deletions[asset.id] = Deletion(asset.id, after_seq, datetime.now(UTC))
-        self.belief.move(asset.state, None)
-        return None
+        return chain
+
+    def _confirm_mass_deletions(self) -> set[str]:
+        """Confirm, by later requests, deletions proven by a request that proved more than `MASS_DELETION`,
+        or by an empty page.
+
+        One answer can be wrong in a way no page check sees (a replica or cache returning an empty list
+        once): alone, it would delete every asset of a list. Each such asset is looked for again (the same
+        search, counting only pages read from now on); a deletion no later request confirms is withdrawn
+        (the asset stays stored as it was) and the sync is unverified. Returns the withdrawn ids.
+        """
+        by_request: dict[int, list[str]] = {}
+        for asset_id, chain in self._proofs.items():
+            if asset_id in self.deletions:
+                for seq in set(chain):
+                    by_request.setdefault(seq, []).append(asset_id)
+        doubtful = {
+            asset_id
+            for seq, ids in by_request.items()
+            if len(ids) > MASS_DELETION or seq in self._empty_seqs
+            for asset_id in ids
+        }
+        if not doubtful:
+            return set()
+        first_seq = self._seq + 1
+        assets = [asset for asset_id in doubtful if (asset := self.belief.stored.get(asset_id)) is not None]
+        for state in STATE_FLOW:
+            waiting = [
+                asset
+                for asset in assets
+                if asset.id in self.deletions and self._proof_chain(asset, first_seq) is state
+            ]
+            if waiting and not self._out_of_budget():
+                self._read_around(state, waiting)
+        withdrawn = set()
+        for asset in assets:
+            if asset.id not in self.deletions:
+                withdrawn.add(asset.id)  # seen again: the first answer was wrong
+            elif isinstance(self._proof_chain(asset, first_seq), AssetState):
+                del self.deletions[asset.id]
+                self.belief.move(None, asset.state)
+                withdrawn.add(asset.id)
+        if withdrawn:
+            self._doubt(
+                f"{len(withdrawn)} deletions proven by a single request were not confirmed by a later "
+                "request (the server answered inconsistently); those assets stay stored as they were"
+            )
+        return {asset_id for asset_id in withdrawn if asset_id not in self.sightings}
 
     def _read_around(self, state: AssetState, assets: Iterable[LocalAsset]) -> None:
         """Fetch pages of `state` that bracket each asset's key (or show the asset)."""
@@ -409,10 +474,13 @@ class SyncEngine:
             page = self._fetch(state, offset)
             if page is None:
                 return
+            seq = self._seq
             if asset.id in self.sightings or self.evidence.absent_since(state, (moment, asset.id), min_seq):
                 return
             high = min(high, page.total)
             moments = [created_us(item.created_at) for item in page.items]
+            if moments and moment < moments[-1] and self._ends_list(state, page, offset, seq):
+                return  # the list ends with this page, above the asset's key: proven absent below it
             if moments and moments[0] == moment == moments[-1]:
                 self._tie_doubts.setdefault(state, set()).add(moment)
                 return  # a tie group at least a page long: no page can hold it whole
@@ -433,6 +501,21 @@ class SyncEngine:
                 if low >= high:
                     high = low + MAX_PAGE_SIZE  # `total` was too low: look past it
                 offset = low if high - low <= MAX_PAGE_SIZE else (low + high) // 2
+
+    def _ends_list(self, state: AssetState, page: AssetPage, offset: int, seq: int) -> bool:
+        """Whether `page` (request `seq`) is the list's last, proven by an empty page just past it (one
+        request, made only when the page looks like the last: short, or reaching `total`); the proof then
+        reaches down to the lowest key, as a walk's proven end does."""
+        count = len(page.items)
+        if count >= MAX_PAGE_SIZE and offset + count < page.total:
+            return False
+        after = self._fetch(state, offset + count)
+        if after is None or after.items:
+            return False
+        end = key_span(page, state, seq, offset, ends_list=True)
+        if end is not None:
+            self._prove(end, set(map(_ID_OF, page.items)))
+        return True
 
     # -- count mismatches ------------------------------------------------------------------------------------
 
