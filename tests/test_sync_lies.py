@@ -231,6 +231,23 @@ def test_a_deleted_old_abandoned_upload_is_proven_by_the_lists_last_page(tmp_pat
         assert stored_listing(database, project) == truth(world, project)
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_a_server_ignoring_offset_costs_requests_by_what_it_shows_not_by_its_total(tmp_path, full):
+    """A server serving every page from offset 0 and claiming a huge `total`: the walk notices pages that
+    show nothing new and stops, unsure, within a few requests per list (was: 2 x total / 99 requests)."""
+    world = World.seeded(seed=3, projects=1, assets_per_project=300)
+    project = world.projects[0]
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        assert sync_project(client, database, project).verified
+        emulator.app.ignore_offset = True
+        emulator.app.total_bias = {"*": 1_000_000}
+        report = sync_project(client, database, project, full_refresh=full)
+        assert not report.verified and "ignore offset" in report.reason, report.reason
+        assert report.requests < 600, report.requests
+        assert not live_deleted(database, world)
+
+
 def test_a_quiet_sync_reads_few_stored_rows(tmp_path):
     world = World.seeded(seed=4, projects=1, assets_per_project=5000)
     project = world.projects[0]

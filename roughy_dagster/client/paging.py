@@ -11,7 +11,9 @@ list (one project or the whole account, one state or all) from `start` down:
 - **Ends are proven, never taken from `total`.** A page that looks like the last one (fewer items than
   asked, or reaching `total`) is confirmed by one request just past it: an empty page ends the walk
   (`reached_end`); items there mean the server miscounted or shortened the page, and the walk goes on.
-- **Progress.** Every forward step moves the offset on by at least one; step-backs are bounded; every
+- **Progress.** Every forward step moves the offset on by at least one; step-backs are bounded; a walk
+  whose pages stop showing new ids (`MAX_STALE_PAGES` in a row: a server ignoring `offset`) stops, unsure;
+  every
   request is taken from a `RequestBudget` shared by the whole sync. So a `total` too high or too low, one
   item per page, or a tie group longer than a page all end, within the budget.
 - **Watermark.** With `stop_below_us`, the walk stops after the first page whose last item is older.
@@ -41,6 +43,10 @@ MAX_PAGE_SIZE = 100
 
 MAX_STEP_BACKS = 20
 """Step-backs one walk may make to find a lost anchor before it goes on unsure."""
+
+MAX_STALE_PAGES = 3
+"""Consecutive pages showing no id the page before did not (a server ignoring `offset`) before a walk
+stops, unsure: the walk's cost is bounded by what the data shows, not by the `total` a server claims."""
 
 Fetch = Callable[[int, int], AssetPage]
 """Fetches one page of one list: `(offset, limit) -> AssetPage` (may be called from several threads)."""
@@ -189,10 +195,25 @@ class ListWalk:
         self.in_flight = max(1, self.concurrency)
 
     def __iter__(self) -> Iterator[WalkPage]:
+        pages = self._run()
+        previous: set[str] | None = None
+        stale = 0
         try:
-            yield from self._run()
+            for read in pages:
+                yield read
+                ids = {item.id for item in read.items}
+                stale = stale + 1 if previous is not None and ids and ids <= previous else 0
+                previous = ids
+                if stale >= MAX_STALE_PAGES:
+                    self.result.doubt(
+                        f"{stale} consecutive pages showed no new asset (the server seems to ignore "
+                        f"offset, at offset {read.offset}): the walk stopped"
+                    )
+                    return
         except _OutOfBudget:
             self.result.doubt(f"the request budget ({self.budget.limit}) ran out before the list was read")
+        finally:
+            pages.close()
 
     def _get(self, offset: int) -> Generator[WalkPage, None, WalkPage]:
         if not self.budget.take():

@@ -54,6 +54,8 @@ class EmulatorApp:
         self.total_bias: dict[str | None, int] = {}
         """A lie about `total`: added to the true count, per state filter (None: the unfiltered listing;
         the key "*" applies to every filter)."""
+        self.ignore_offset = False
+        """A broken server: every page is served from offset 0, whatever `offset` asks."""
         self.max_page_items: int | None = None
         """Short pages: at most this many items per page whatever `limit` asks (the spec allows it)."""
 
@@ -123,7 +125,7 @@ class EmulatorApp:
             await _send_error(send, 404, "not_found", "Project not found.", request_id)
             return
         served = limit if self.max_page_items is None else max(0, min(limit, self.max_page_items))
-        items, total = self.world.page(project_id, state, served, offset)
+        items, total = self.world.page(project_id, state, served, 0 if self.ignore_offset else offset)
         if fault is not None and fault.kind == "empty_page":
             items, total = [], 0
         bias = self.total_bias.get(state, self.total_bias.get("*", 0))
