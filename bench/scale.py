@@ -8,15 +8,23 @@ Every world runs in its own emulator process; every measurement in a fresh proce
 Times are also given as a ratio to a floor measured in the same run on the same emulator: a bare httpx loop
 paging the same listing one request at a time, storing nothing (`bench/_floor.py`), at the same latency.
 Requests are exact; they are what a real API charges for.
+
+Building a full-size world's DuckDB file takes minutes: `--keep DIR` keeps each world's file as it was
+right after its first load (`DIR/<world>.loaded.duckdb`, named after the world's size) and later runs
+with the same `--keep` start from a copy of it instead of loading again (the emulator's worlds are
+seeded, so the same sizes give the same listing). `--no-floors` skips the floors (ratios are then not
+shown); `--quiet-runs N` reports the median of N quiet syncs, each in a fresh process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -127,6 +135,49 @@ def sync(
     return run(SYNC, world.base_url, API_KEY, database, project, "1" if full else "0", concurrency)
 
 
+class Databases:
+    """The DuckDB files of one run: fresh in a temporary folder, or kept in `--keep DIR` for reuse."""
+
+    def __init__(self, keep: str | None) -> None:
+        self.folder = Path(keep) if keep else Path(tempfile.mkdtemp())
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.keep = keep is not None
+
+    def path(self, name: str) -> str:
+        return str(self.folder / f"{name}.duckdb")
+
+    def _loaded(self, name: str) -> Path:
+        return self.folder / f"{name}.loaded.duckdb"
+
+    def fresh(self, name: str) -> str:
+        """The path of `name`, with nothing there yet."""
+        for leftover in (Path(self.path(name)), Path(self.path(name) + ".wal")):
+            leftover.unlink(missing_ok=True)
+        return self.path(name)
+
+    def reuse(self, name: str) -> bool:
+        """Start `name` from its kept first load, when there is one (True), else from nothing."""
+        self.fresh(name)
+        if not self.keep or not self._loaded(name).exists():
+            return False
+        shutil.copyfile(self._loaded(name), self.path(name))
+        return True
+
+    def loaded(self, name: str) -> None:
+        """Keep `name` as it is right after its first load."""
+        if self.keep:
+            shutil.copyfile(self.path(name), self._loaded(name))
+
+
+def quiet(runs: int, measure: Callable[[], dict]) -> dict:
+    """The median (by seconds) of `runs` quiet syncs, each in a fresh process."""
+    results = sorted((measure() for _ in range(max(1, runs))), key=lambda row: row["seconds"])
+    median = results[len(results) // 2]
+    if runs > 1:
+        median = {**median, "spread": (results[0]["seconds"], results[-1]["seconds"])}
+    return median
+
+
 def main() -> None:
     """Measure every world and print one table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -139,12 +190,22 @@ def main() -> None:
     parser.add_argument(
         "--worlds", default="account,big,latent,abandoned", help="which worlds to measure (comma-separated)"
     )
+    parser.add_argument("--keep", metavar="DIR", help="keep each world's first load in DIR and reuse it")
+    parser.add_argument("--no-floors", action="store_true", help="skip the floors (no ratios)")
+    parser.add_argument("--quiet-runs", type=int, default=1, help="quiet syncs measured (median reported)")
     args = parser.parse_args()
-    rows: list[tuple[str, dict, dict]] = []
-    folder = tempfile.mkdtemp()
+    rows: list[tuple[str, dict, dict | None]] = []
+    databases = Databases(args.keep)
+    database = databases.path
 
-    def database(name: str) -> str:
-        return str(Path(folder) / f"{name}.duckdb")
+    def measured_floor(world: World, project: str = "") -> dict | None:
+        return None if args.no_floors else floor(world, project)
+
+    def first_load(name: str, label: str, world: World, project: str, against: dict | None) -> None:
+        if databases.reuse(name):
+            return
+        rows.append((label, sync(world, database(name), project), against))
+        databases.loaded(name)
 
     worlds = set(args.worlds.split(","))
 
@@ -154,21 +215,34 @@ def main() -> None:
         if "account" not in worlds:
             raise _Skip
         size = f"{args.projects} projects x {args.assets}"
-        base = floor(world)
-        rows.append((f"floor: page the whole account ({size})", base, base))
-        rows.append((f"account first load ({size})", sync(world, database("account")), base))
-        rows.append(("account quiet cycle (sync_account)", sync(world, database("account")), base))
-        control(world.base_url, "changes", {"count": 10})
-        rows.append(("account cycle after 10 random changes", sync(world, database("account")), base))
-        rows.append(("account full reconcile", sync(world, database("account"), full=True), base))
-        world.latency(args.latency_ms)
-        slow = floor(world)
-        rows.append((f"floor at {args.latency_ms:.0f} ms per request", slow, slow))
+        name = f"account-{args.projects}x{args.assets}"
+        base = measured_floor(world)
+        if base is not None:
+            rows.append((f"floor: page the whole account ({size})", base, base))
+        first_load(name, f"account first load ({size})", world, "", base)
         rows.append(
-            (f"account quiet cycle at {args.latency_ms:.0f} ms", sync(world, database("account")), slow)
+            (
+                "account quiet cycle (sync_account)",
+                quiet(args.quiet_runs, lambda: sync(world, database(name))),
+                base,
+            )
         )
         control(world.base_url, "changes", {"count": 10})
-        rows.append((f"10 changes at {args.latency_ms:.0f} ms", sync(world, database("account")), slow))
+        rows.append(("account cycle after 10 random changes", sync(world, database(name)), base))
+        rows.append(("account full reconcile", sync(world, database(name), full=True), base))
+        world.latency(args.latency_ms)
+        slow = measured_floor(world)
+        if slow is not None:
+            rows.append((f"floor at {args.latency_ms:.0f} ms per request", slow, slow))
+        rows.append(
+            (
+                f"account quiet cycle at {args.latency_ms:.0f} ms",
+                quiet(args.quiet_runs, lambda: sync(world, database(name))),
+                slow,
+            )
+        )
+        control(world.base_url, "changes", {"count": 10})
+        rows.append((f"10 changes at {args.latency_ms:.0f} ms", sync(world, database(name)), slow))
     except _Skip:
         pass
     finally:
@@ -180,11 +254,16 @@ def main() -> None:
         if "big" not in worlds:
             raise _Skip
         project = control(world.base_url, "projects")["projects"][0]
-        floor(world, project)  # warm-up: the emulator caches each asset's JSON once
-        base = floor(world, project)
-        rows.append((f"floor: one project of {args.big:,}", base, base))
-        rows.append(("first load (sync_project)", sync(world, database("big"), project), base))
-        rows.append(("quiet sync", sync(world, database("big"), project), base))
+        name = f"big-{args.big}"
+        base = None
+        if not args.no_floors:
+            floor(world, project)  # warm-up: the emulator caches each asset's JSON once
+            base = floor(world, project)
+            rows.append((f"floor: one project of {args.big:,}", base, base))
+        first_load(name, "first load (sync_project)", world, project, base)
+        rows.append(
+            ("quiet sync", quiet(args.quiet_runs, lambda: sync(world, database(name), project)), base)
+        )
     except _Skip:
         pass
     finally:
@@ -197,11 +276,16 @@ def main() -> None:
             raise _Skip
         project = control(world.base_url, "projects")["projects"][0]
         world.latency(args.latency_ms)
-        slow = floor(world, project)
-        rows.append((f"floor: {args.latent:,} at {args.latency_ms:.0f} ms, sequential", slow, slow))
-        rows.append(("first load, default settings", sync(world, database("latent"), project), slow))
+        slow = measured_floor(world, project)
+        if slow is not None:
+            rows.append((f"floor: {args.latent:,} at {args.latency_ms:.0f} ms, sequential", slow, slow))
+        rows.append(("first load, default settings", sync(world, databases.fresh("latent"), project), slow))
         rows.append(
-            ("first load, concurrency=1", sync(world, database("latent1"), project, concurrency="1"), slow)
+            (
+                "first load, concurrency=1",
+                sync(world, databases.fresh("latent1"), project, concurrency="1"),
+                slow,
+            )
         )
     except _Skip:
         pass
@@ -216,11 +300,15 @@ def main() -> None:
         if "abandoned" not in worlds:
             raise _Skip
         project = control(world.base_url, "projects")["projects"][0]
-        base = floor(world, project)
-        rows.append((f"floor: {args.abandoned:,} abandoned uploads + 200", base, base))
-        rows.append(("first load", sync(world, database("abandoned"), project), base))
-        rows.append(("quiet sync", sync(world, database("abandoned"), project), base))
-        rows.append(("full reconcile", sync(world, database("abandoned"), project, full=True), base))
+        name = f"abandoned-{args.abandoned}"
+        base = measured_floor(world, project)
+        if base is not None:
+            rows.append((f"floor: {args.abandoned:,} abandoned uploads + 200", base, base))
+        first_load(name, "first load", world, project, base)
+        rows.append(
+            ("quiet sync", quiet(args.quiet_runs, lambda: sync(world, database(name), project)), base)
+        )
+        rows.append(("full reconcile", sync(world, database(name), project, full=True), base))
     except _Skip:
         pass
     finally:
@@ -228,16 +316,17 @@ def main() -> None:
 
     print("\ntimes as ratio to the floor measured in this run (bare httpx paging, one request at a time)\n")
     print(f"{'measurement':<52} {'requests':>9} {'seconds':>8} {'x floor':>8} {'peak MB':>8}  result")
-    for name, row, against in rows:
+    for label, row, against in rows:
         result = (
             f"{row['projects']} projects, {row['changes']} changes, verified {row['verified']}"
             if "verified" in row
             else ""
         )
-        print(
-            f"{name:<52} {row['requests']:>9} {row['seconds']:>8.2f} "
-            f"{row['seconds'] / against['seconds']:>8.2f} {row['peak_mb']:>8.0f}  {result}"
-        )
+        if "spread" in row:
+            result += f"; median of {args.quiet_runs}: {row['spread'][0]:.2f}-{row['spread'][1]:.2f} s"
+        ratio = f"{row['seconds'] / against['seconds']:>8.2f}" if against is not None else f"{'-':>8}"
+        seconds, peak = f"{row['seconds']:>8.2f}", f"{row['peak_mb']:>8.0f}"
+        print(f"{label:<52} {row['requests']:>9} {seconds} {ratio} {peak}  {result}")
 
 
 if __name__ == "__main__":

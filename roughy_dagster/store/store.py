@@ -47,8 +47,7 @@ _CLASSIFY = f"""
 CREATE OR REPLACE TEMP TABLE roughy_classified AS
 SELECT o.*, s.sync_id, a.state AS old_state,
     CASE
-        WHEN a.id IS NULL THEN CASE WHEN o.project_id IN (SELECT project_id FROM roughy.assets
-            WHERE project_id IN (SELECT project_id FROM roughy_sync_ids)) THEN 'appeared' ELSE 'initial' END
+        WHEN a.id IS NULL THEN 'new'
         WHEN o.observed_at <= a.last_seen_at THEN 'stale'
         WHEN a.deleted_at IS NOT NULL
             THEN CASE WHEN o.observed_at > a.deleted_at THEN 'revived' ELSE 'stale' END
@@ -61,6 +60,21 @@ FROM {_OBSERVED} AS o
 JOIN roughy_sync_ids AS s ON s.project_id = o.project_id
 LEFT JOIN roughy.assets AS a ON a.id = o.id
 """
+"""Each observed row of a project written, with its stored row (if any) and what the observation is to it.
+
+Rows not stored yet are `new` here; `_NEW_KINDS` then tells `initial` from `appeared`."""
+
+_NEW_KINDS = """
+UPDATE roughy_classified SET kind = CASE WHEN project_id IN (
+    SELECT DISTINCT a.project_id FROM roughy.assets AS a
+    SEMI JOIN (SELECT project_id FROM roughy_classified WHERE kind = 'new') AS n
+        ON a.project_id = n.project_id
+) THEN 'appeared' ELSE 'initial' END
+WHERE kind = 'new'
+"""
+"""A new row is `appeared` in a project with rows stored, `initial` in one without (its initial load).
+
+Asked only when the sync saw new rows, and only about their projects: a quiet sync does not scan for it."""
 
 _RECORD_EVENTS = """
 INSERT INTO roughy.asset_events (sync_id, project_id, asset_id, kind, old_state, new_state, observed_at)
@@ -69,7 +83,7 @@ SELECT sync_id, project_id, id, kind,
 FROM roughy_classified WHERE kind IN ('initial', 'appeared', 'revived', 'state_changed', 'updated')
 """
 
-_UPDATE_SEEN = f"""
+_UPDATE_CHANGED = f"""
 UPDATE roughy.assets AS a SET
     {set_observed_fields("c")}, last_seen_at = c.observed_at,
     state_changed_at = CASE WHEN c.kind = 'state_changed' THEN c.observed_at
@@ -77,8 +91,16 @@ UPDATE roughy.assets AS a SET
                             ELSE a.state_changed_at END,
     deleted_at = NULL, last_sync_id = c.sync_id
 FROM roughy_classified AS c
-WHERE a.id = c.id AND c.kind IN ('revived', 'state_changed', 'updated', 'unchanged')
+WHERE a.id = c.id AND c.kind IN ('revived', 'state_changed', 'updated')
 """
+
+_UPDATE_UNCHANGED = """
+UPDATE roughy.assets AS a SET last_seen_at = c.observed_at, last_sync_id = c.sync_id
+FROM roughy_classified AS c
+WHERE a.id = c.id AND c.kind = 'unchanged'
+"""
+"""Rows seen again as stored: only when, and by which sync (their fields are equal, so they are left alone:
+DuckDB then rewrites two columns of their row groups at the checkpoint, not every column)."""
 
 _APPEARED_COLUMNS, _APPEARED_VALUES = insert_select(
     {
@@ -98,13 +120,24 @@ FROM {{source}}
 
 _INSERT_NEW = _INSERT_APPEARED.format(source="roughy_classified WHERE kind IN ('initial', 'appeared')")
 
-_STORED_ROWS = (
-    "SELECT count(*) > 0 FROM roughy.assets WHERE project_id IN (SELECT project_id FROM roughy_sync_ids)"
+_STORED_ROWS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM roughy.assets AS a SEMI JOIN roughy_sync_ids AS s ON a.project_id = s.project_id LIMIT 1
 )
+"""
+"""1 when any project written has rows stored (the scan stops at the first), else 0."""
 
 _INSERT_FIRST_LOAD = _INSERT_APPEARED.format(
     source=f"{_OBSERVED} AS o JOIN roughy_sync_ids USING (project_id)"
 )
+
+_LIVE_COUNTS = """
+SELECT CAST(project_id AS VARCHAR), state, live
+FROM (SELECT project_id, state, count(*) AS live FROM roughy.assets WHERE deleted_at IS NULL GROUP BY ALL)
+SEMI JOIN roughy_sync_ids USING (project_id)
+"""
+"""Live rows per state of each project written. Counted for every project, then the written ones kept: a
+filter on the scan (`project_id IN (...)`) costs DuckDB several times the aggregate itself."""
 
 _WRITTEN = "last_sync_id IN (SELECT sync_id FROM roughy_sync_ids)"
 """The rows this write touched (each carries its project's sync id)."""
@@ -278,8 +311,8 @@ class AssetStore:
                         row[0]
                         for row in connection.execute(
                             "SELECT DISTINCT project_id FROM roughy_observation_arrow "
-                            "WHERE project_id IS NOT NULL "
-                            "UNION SELECT DISTINCT CAST(project_id AS VARCHAR) FROM roughy.assets"
+                            "WHERE project_id IS NOT NULL UNION SELECT CAST(project_id AS VARCHAR) "
+                            "FROM (SELECT DISTINCT project_id FROM roughy.assets)"
                         ).fetchall()
                     ]
                 project_list = sorted(set(projects))
@@ -299,11 +332,7 @@ class AssetStore:
                 connection.execute(_MARK_DELETED)
                 _check_ids_unique(connection)
                 counts: dict[str, dict[str, int]] = {}
-                for project, state, count in connection.execute(
-                    "SELECT CAST(project_id AS VARCHAR), state, count(*) FROM roughy.assets "
-                    "WHERE project_id IN (SELECT project_id FROM roughy_sync_ids) AND deleted_at IS NULL "
-                    "GROUP BY ALL"
-                ).fetchall():
+                for project, state, count in connection.execute(_LIVE_COUNTS).fetchall():
                     counts.setdefault(project, {})[state] = count
                 reports = {
                     project: _report(
@@ -349,11 +378,14 @@ def write_threads(rows: int) -> int:
 def _merge(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
     """Classify each observed row against the stored one, record the events, update and insert."""
     connection.execute(_CLASSIFY)
+    if _scalar(connection, "SELECT count(*) FROM roughy_classified WHERE kind = 'new'"):
+        connection.execute(_NEW_KINDS)
     kinds = _kinds(
         connection, "SELECT CAST(project_id AS VARCHAR), kind, count(*) FROM roughy_classified GROUP BY ALL"
     )
     connection.execute(_RECORD_EVENTS)
-    connection.execute(_UPDATE_SEEN)
+    connection.execute(_UPDATE_CHANGED)
+    connection.execute(_UPDATE_UNCHANGED)
     connection.execute(_INSERT_NEW)
     return kinds
 

@@ -27,7 +27,7 @@ class DuckDBView:
         self._parameters: dict[str, object] = {"project": project_id} if project_id is not None else {}
         self.rows_fetched = 0
         row = connection.execute(
-            f"SELECT max(epoch_us(created_at)) FROM roughy.assets WHERE {self._scope}", self._parameters
+            f"SELECT epoch_us(max(created_at)) FROM roughy.assets WHERE {self._scope}", self._parameters
         ).fetchall()
         self._watermark_us: int | None = None if not row or row[0][0] is None else int(row[0][0])
 
