@@ -466,71 +466,69 @@ def _report(
     )
 
 
-_SYNC_RUN_COLUMNS = (
-    "sync_id, project_id, mode, started_at, finished_at, requests, pages, retries, new_count, changed_count, "
-    "deleted_count, revived_count, unchanged_count, remote_pending_upload, remote_processing, "
-    "remote_pending_payment, remote_ready, remote_failed, live_rows, verified, unresolved, reason"
-)
-
-
-_SYNC_RUN_SELECT = _SYNC_RUN_COLUMNS.replace("project_id", "CAST(project_id AS UUID)").replace(
-    "finished_at", "current_timestamp"
-)
-
-
-def _record_sync_runs(
-    connection: duckdb.DuckDBPyConnection, reports: list[SyncReport], observation: RemoteObservation
-) -> None:
-    """One `roughy.sync_runs` row per project written (an account sync's rows share its request counts)."""
-    rows = [
-        {
-            "sync_id": report.sync_id,
-            "project_id": report.project_id,
-            "mode": report.mode,
-            "started_at": observation.started_at,
-            "requests": report.requests,
-            "pages": report.pages,
-            "retries": report.retries,
-            "new_count": report.new,
-            "changed_count": report.changed,
-            "deleted_count": report.deleted,
-            "revived_count": report.revived,
-            "unchanged_count": report.unchanged,
-            **{f"remote_{state.value}": report.remote_totals.get(state.value) for state in AssetState},
-            "live_rows": report.live_rows,
-            "verified": report.verified,
-            "unresolved": report.unresolved,
-            "reason": report.reason or None,
-        }
-        for report in reports
-    ]
-    runs = pa.Table.from_pylist(rows, schema=_SYNC_RUNS_SCHEMA)
-    connection.register("roughy_sync_runs_arrow", runs)
-    connection.execute(
-        f"INSERT INTO roughy.sync_runs ({_SYNC_RUN_COLUMNS}) "
-        f"SELECT {_SYNC_RUN_SELECT} FROM roughy_sync_runs_arrow"
-    )
-    connection.unregister("roughy_sync_runs_arrow")
-
-
-_SYNC_RUNS_SCHEMA = pa.schema(
+_PER_PROJECT = pa.schema(
     [
         ("sync_id", pa.int64()),
         ("project_id", pa.string()),
-        ("mode", pa.string()),
-        ("started_at", pa.timestamp("us", tz="UTC")),
-        ("requests", pa.int64()),
-        ("pages", pa.int64()),
-        ("retries", pa.int64()),
         ("new_count", pa.int64()),
         ("changed_count", pa.int64()),
         ("deleted_count", pa.int64()),
         ("revived_count", pa.int64()),
         ("unchanged_count", pa.int64()),
-        *((f"remote_{state.value}", pa.int64()) for state in AssetState),
         ("live_rows", pa.int64()),
         ("verified", pa.bool_()),
         ("unresolved", pa.int64()),
         ("reason", pa.string()),
     ]
 )
+"""The `roughy.sync_runs` columns that differ between the projects of one write, by `SyncReport` field."""
+
+_REPORT_FIELD = {"new_count": "new", "changed_count": "changed", "deleted_count": "deleted"}
+_REPORT_FIELD |= {"revived_count": "revived", "unchanged_count": "unchanged"}
+
+_REMOTE_TOTALS = [f"remote_{state.value}" for state in AssetState]
+
+_RECORD_SYNC_RUNS = f"""
+INSERT INTO roughy.sync_runs (
+    sync_id, project_id, mode, started_at, finished_at, requests, pages, retries, new_count, changed_count,
+    deleted_count, revived_count, unchanged_count, {", ".join(_REMOTE_TOTALS)},
+    live_rows, verified, unresolved, reason
+)
+SELECT sync_id, CAST(project_id AS UUID), $mode, $started_at, current_timestamp, $requests, $pages, $retries,
+    new_count, changed_count, deleted_count, revived_count, unchanged_count,
+    {", ".join(f"${column}" for column in _REMOTE_TOTALS)},
+    live_rows, verified, unresolved, nullif(reason, '')
+FROM roughy_sync_runs_arrow
+"""
+"""One row per project written: what differs per project from Arrow columns, what the sync shares (its
+mode, start, requests and remote totals) as parameters."""
+
+
+def _record_sync_runs(
+    connection: duckdb.DuckDBPyConnection, reports: list[SyncReport], observation: RemoteObservation
+) -> None:
+    """One `roughy.sync_runs` row per project written, in one INSERT (an account sync's rows share its
+    request counts; each project has its own counts, verification and reason)."""
+    if not reports:
+        return
+    runs = pa.table(
+        [
+            [getattr(report, _REPORT_FIELD.get(name, name)) for report in reports]
+            for name in _PER_PROJECT.names
+        ],
+        schema=_PER_PROJECT,
+    )
+    shared = reports[0].remote_totals  # the same in every report of one write
+    connection.register("roughy_sync_runs_arrow", runs)
+    connection.execute(
+        _RECORD_SYNC_RUNS,
+        {
+            "mode": observation.mode,
+            "started_at": observation.started_at,
+            "requests": observation.requests,
+            "pages": observation.pages,
+            "retries": observation.retries,
+            **{f"remote_{state.value}": shared.get(state.value) for state in AssetState},
+        },
+    )
+    connection.unregister("roughy_sync_runs_arrow")
