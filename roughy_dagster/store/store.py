@@ -324,12 +324,14 @@ class AssetStore:
                 )
                 stored = _scalar(connection, _STORED_ROWS)
                 kinds = _merge(connection) if stored else _first_load(connection)
-                connection.execute(_GONE)
-                deleted = _by_project(
-                    connection, "SELECT CAST(project_id AS VARCHAR), count(*) FROM roughy_gone GROUP BY 1"
-                )
-                connection.execute(_RECORD_DELETIONS)
-                connection.execute(_MARK_DELETED)
+                deleted: dict[str, int] = {}
+                if gone.num_rows:
+                    connection.execute(_GONE)
+                    deleted = _by_project(
+                        connection, "SELECT CAST(project_id AS VARCHAR), count(*) FROM roughy_gone GROUP BY 1"
+                    )
+                    connection.execute(_RECORD_DELETIONS)
+                    connection.execute(_MARK_DELETED)
                 _check_ids_unique(connection)
                 counts: dict[str, dict[str, int]] = {}
                 for project, state, count in connection.execute(_LIVE_COUNTS).fetchall():
@@ -378,16 +380,28 @@ def write_threads(rows: int) -> int:
 def _merge(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
     """Classify each observed row against the stored one, record the events, update and insert."""
     connection.execute(_CLASSIFY)
-    if _scalar(connection, "SELECT count(*) FROM roughy_classified WHERE kind = 'new'"):
+    kinds = _kinds(connection, _KINDS)
+    if _kinds_seen(kinds) & {"new"}:
         connection.execute(_NEW_KINDS)
-    kinds = _kinds(
-        connection, "SELECT CAST(project_id AS VARCHAR), kind, count(*) FROM roughy_classified GROUP BY ALL"
-    )
-    connection.execute(_RECORD_EVENTS)
-    connection.execute(_UPDATE_CHANGED)
-    connection.execute(_UPDATE_UNCHANGED)
-    connection.execute(_INSERT_NEW)
+        kinds = _kinds(connection, _KINDS)
+    # each statement only when it has rows to work on: a quiet sync runs one of them
+    seen = _kinds_seen(kinds)
+    if seen & {"initial", "appeared", "revived", "state_changed", "updated"}:
+        connection.execute(_RECORD_EVENTS)
+    if seen & {"revived", "state_changed", "updated"}:
+        connection.execute(_UPDATE_CHANGED)
+    if seen & {"unchanged"}:
+        connection.execute(_UPDATE_UNCHANGED)
+    if seen & {"initial", "appeared"}:
+        connection.execute(_INSERT_NEW)
     return kinds
+
+
+_KINDS = "SELECT CAST(project_id AS VARCHAR), kind, count(*) FROM roughy_classified GROUP BY ALL"
+
+
+def _kinds_seen(kinds: dict[str, dict[str, int]]) -> set[str]:
+    return {kind for by_kind in kinds.values() for kind in by_kind}
 
 
 def _first_load(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
