@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -186,6 +189,27 @@ def quiet(runs: int, measure: Callable[[], dict]) -> dict:
     return median
 
 
+def delete_in_the_middle(world: World, project: str, count: int, *, seed: int = 7) -> list[str]:
+    """Delete `count` random assets from the middle half of the project's `ready` list (through the API
+    to find them, the control API to delete): no `created_at` moves, only the list's count disagrees."""
+
+    def page(offset: int) -> dict:
+        parameters = {"project_id": project, "state": "ready", "limit": 1, "offset": offset}
+        query = urllib.parse.urlencode(parameters)
+        request = urllib.request.Request(
+            f"{world.base_url}/v1/assets?{query}", headers={"Authorization": f"Bearer {API_KEY}"}
+        )
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())
+
+    total = page(0)["total"]
+    offsets = random.Random(seed).sample(range(total // 4, 3 * total // 4), count)
+    victims = [page(offset)["items"][0]["id"] for offset in offsets]
+    for victim in victims:
+        control(world.base_url, "delete", {"asset_id": victim})
+    return victims
+
+
 def main() -> None:
     """Measure every world and print one table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -196,7 +220,11 @@ def main() -> None:
     parser.add_argument("--latent", type=int, default=20_000, help="assets of the project read at 50 ms")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument(
-        "--worlds", default="account,big,latent,abandoned", help="which worlds to measure (comma-separated)"
+        "--worlds",
+        default="account,big,latent,abandoned",
+        help="which worlds to measure (comma-separated; also 'middle': 10 deletions deep in the big "
+        "project's "
+        "ready list)",
     )
     parser.add_argument("--keep", metavar="DIR", help="keep each world's first load in DIR and reuse it")
     parser.add_argument("--no-floors", action="store_true", help="skip the floors (no ratios)")
@@ -279,6 +307,28 @@ def main() -> None:
         rows.append(
             ("quiet sync", quiet(args.quiet_runs, lambda: sync(world, database(name), project)), base)
         )
+    except _Skip:
+        pass
+    finally:
+        world.close()
+
+    # -- deletions deep in the large project's ready list: only the count disagrees, the search bisects -----
+    world = World({"seed": 2, "projects": 1, "assets": args.big if "middle" in worlds else 0})
+    try:
+        if "middle" not in worlds:
+            raise _Skip
+        project = control(world.base_url, "projects")["projects"][0]
+        name = f"big-{args.big}"  # the same world as "big": a kept first load serves both
+        base = None
+        if not args.no_floors:
+            floor(world, project)  # warm-up: the emulator caches each asset's JSON once
+            base = floor(world, project)
+            rows.append((f"floor: one project of {args.big:,}", base, base))
+        first_load(name, "first load (sync_project)", world, project, base)
+        delete_in_the_middle(world, project, 10)
+        found = sync(world, database(name), project)
+        rows.append(("10 deletions mid-ready (count mismatch)", found, base))
+        rows.append(("quiet sync after", sync(world, database(name), project), base))
     except _Skip:
         pass
     finally:

@@ -98,15 +98,15 @@ class DuckDBView:
         )
         return {asset.id: asset for asset in found}
 
-    def ordered(self, state: AssetState) -> list[Key]:
-        """See `LocalView.ordered`."""
-        rows = self._connection.execute(
-            f"SELECT epoch_us(created_at), CAST(id AS VARCHAR) FROM roughy.assets "
-            f"WHERE {self._scope} AND {_LIVE} AND state = $state ORDER BY 1, 2",
-            {**self._parameters, "state": state.value},
-        ).fetchall()
-        self.rows_fetched += len(rows)
-        return [(int(row[0]), row[1]) for row in rows]
+    def count_above(self, state: AssetState, key: Key) -> int:
+        """See `LocalView.count_above`."""
+        moment = "epoch_us(created_at)"
+        row = self._connection.execute(
+            f"SELECT count(*) FROM roughy.assets WHERE {self._scope} AND {_LIVE} AND state = $state "
+            f"AND ({moment} > $us OR ({moment} = $us AND CAST(id AS VARCHAR) > $id))",
+            {**self._parameters, "state": state.value, "us": key[0], "id": key[1]},
+        ).fetchone()
+        return int(row[0]) if row is not None else 0
 
     def all_live(self) -> list[LocalAsset]:
         """Every live stored asset of the scope (for reads that look at every row anyway)."""

@@ -89,6 +89,42 @@ class Belief:
             self.counts[new] += count
 
 
+@dataclass(frozen=True)
+class BelievedList:
+    """What the sync believes one state's list holds, as positions, never as a copy of its keys.
+
+    The stored keys of `state` (counted by the `LocalView`, in SQL for a DuckDB file), less `left` (stored
+    in `state`, seen in another state or proven deleted) plus `joined` (seen in `state`, stored elsewhere or
+    not at all). Both come from the sync's own sightings, so its memory and work grow with the pages read,
+    not with what is stored. Keys ascending, as `(created_us, id)`; ties ordered by id (a guess used only
+    to aim requests: no proof rests on it).
+    """
+
+    state: AssetState
+    local: LocalView | None
+    """None when nothing is stored."""
+    stored: dict[str, LocalAsset | None]
+    left: list[Key]
+    joined: list[Key]
+    left_ids: frozenset[str]
+    joined_ids: frozenset[str]
+    size: int
+
+    def position(self, key: Key) -> int:
+        """How many believed assets come before `key` in the listing (newest first): the offset it has,
+        or would have, in the list."""
+        above = self.local.count_above(self.state, key) if self.local is not None else 0
+        above -= len(self.left) - bisect.bisect_right(self.left, key)
+        return above + len(self.joined) - bisect.bisect_right(self.joined, key)
+
+    def holds(self, asset_id: str) -> bool:
+        """Whether the asset is one of the believed list's."""
+        if asset_id in self.joined_ids:
+            return True
+        stored = self.stored.get(asset_id)
+        return stored is not None and stored.state is self.state and asset_id not in self.left_ids
+
+
 class SyncEngine:
     """Works out, with as few requests as it can, how a listing differs from the stored rows.
 
@@ -130,9 +166,9 @@ class SyncEngine:
         self._empty_seqs: set[int] = set()  # requests answered with an empty page
         self.totals: dict[AssetState, int] = {}
         self.reasons: list[str] = []
-        stored_counts = local.counts()
-        self.has_stored = any(stored_counts.values())
-        self.belief = Belief(dict(stored_counts))
+        self.stored_counts = local.counts()
+        self.has_stored = any(self.stored_counts.values())
+        self.belief = Belief(dict(self.stored_counts))
         self._total_seq: dict[AssetState, int] = {}
         self._seq = 0
         self._suspects: set[str] = set()  # stored assets a page showed missing from their stored state
@@ -452,7 +488,7 @@ class SyncEngine:
     def _read_around(self, state: AssetState, assets: Iterable[LocalAsset]) -> None:
         """Fetch pages of `state` that bracket each asset's key (or show the asset)."""
         first_seq = self._seq + 1
-        believed = self._believed_sorted(state)
+        believed = self._believed(state)
         for asset in sorted(assets, key=lambda a: (-a.created_us, a.id)):
             key = (asset.created_us, asset.id)
             if asset.id in self.sightings or self.evidence.absent_since(state, key, first_seq):
@@ -461,13 +497,13 @@ class SyncEngine:
             if self._out_of_budget():
                 return
 
-    def _locate(self, state: AssetState, asset: LocalAsset, min_seq: int, believed: list[Key]) -> None:
+    def _locate(self, state: AssetState, asset: LocalAsset, min_seq: int, believed: BelievedList) -> None:
         """Search `state`'s list for a page holding the asset's `created_at` strictly inside (or showing the
         asset), starting where stored rows say. Ties have no documented order, so the search moves by
         `created_at` alone; a tie group at a page's edge is re-centred on the next page, and one that fills
         a whole page can never be proven: the asset stays unresolved, with that reason."""
         moment = asset.created_us
-        guess = len(believed) - bisect.bisect_right(believed, (moment, asset.id))
+        guess = believed.position((moment, asset.id))
         low, high = 0, max(self.totals.get(state, guess), guess) + 1
         offset = max(0, guess - 10)
         for _ in range(MAX_LOCATE_STEPS):
@@ -520,11 +556,15 @@ class SyncEngine:
     # -- count mismatches ------------------------------------------------------------------------------------
 
     def _bisect(self, state: AssetState) -> None:
-        """Find where the remote list and the believed one differ, reading only the regions that disagree."""
-        believed = self._believed_sorted(state)[::-1]  # newest first, as the listing
-        position = {asset_id: index for index, (_, asset_id) in enumerate(believed)}
+        """Find where the remote list and the believed one differ, reading only the regions that disagree.
+
+        A region lies between two anchors, assets at a known offset in both lists (remote, believed); one
+        whose two sizes agree holds nothing to find. A believed offset is a count (`BelievedList.position`),
+        so the search never loads the stored keys of the list.
+        """
+        believed = self._believed(state)
         total = self.totals[state]
-        regions = [((-1, -1), (total, len(believed)))]
+        regions = [((-1, -1), (total, believed.size))]
         while regions and not self._out_of_budget():
             (remote_top, local_top), (remote_bottom, local_bottom) = regions.pop()
             if remote_bottom - remote_top == local_bottom - local_top:
@@ -541,13 +581,14 @@ class SyncEngine:
             if page is None:
                 return
             anchors = [
-                (start + index, position[item.id])
-                for index, item in enumerate(page.items)
-                if item.id in position
+                (start + index, item) for index, item in enumerate(page.items) if believed.holds(item.id)
             ]
             if anchors:
-                regions.append(((remote_top, local_top), anchors[0]))
-                regions.append((anchors[-1], (remote_bottom, local_bottom)))
+                (first_offset, first), (last_offset, last) = anchors[0], anchors[-1]
+                first_key = (created_us(first.created_at), first.id)
+                regions.append(((remote_top, local_top), (first_offset, believed.position(first_key))))
+                last_key = (created_us(last.created_at), last.id)
+                regions.append(((last_offset, believed.position(last_key)), (remote_bottom, local_bottom)))
 
     # -- what the sync believes now --------------------------------------------------------------------------
 
@@ -555,22 +596,36 @@ class SyncEngine:
         stored = self.belief.stored.get(asset_id)
         return stored.state if stored is not None else None
 
-    def _believed_sorted(self, state: AssetState) -> list[Key]:
-        """Keys ascending of every asset believed to be in `state` now (reads the stored keys of `state`)."""
-        moved = {
-            asset_id
-            for asset_id, sighting in self.sightings.items()
-            if sighting.state is not state and self._stored_state(asset_id) is state
-        }
-        moved.update(self.deletions)
-        keys = [key for key in self.local.ordered(state) if key[1] not in moved] if self.has_stored else []
-        keys.extend(
-            (created_us(sighting.created_at), asset_id)
-            for asset_id, sighting in self.sightings.items()
-            if sighting.state is state and self._stored_state(asset_id) is not state
+    def _believed(self, state: AssetState) -> BelievedList:
+        """The list the sync believes `state` holds now (see `BelievedList`); built from the sightings and
+        deletions so far, without reading the stored keys."""
+        stored = self.belief.stored
+        left: list[Key] = []
+        joined: list[Key] = []
+        for asset_id, sighting in self.sightings.items():
+            was = stored.get(asset_id)
+            if sighting.state is state:
+                if was is None or was.state is not state:
+                    joined.append((created_us(sighting.created_at), asset_id))
+            elif was is not None and was.state is state:
+                left.append((was.created_us, asset_id))
+        for asset_id in self.deletions:
+            was = stored.get(asset_id)
+            if was is not None and was.state is state and asset_id not in self.sightings:
+                left.append((was.created_us, asset_id))
+        left.sort()
+        joined.sort()
+        stored_count = self.stored_counts[state]
+        return BelievedList(
+            state=state,
+            local=self.local if self.has_stored else None,
+            stored=stored,
+            left=left,
+            joined=joined,
+            left_ids=frozenset(asset_id for _, asset_id in left),
+            joined_ids=frozenset(asset_id for _, asset_id in joined),
+            size=stored_count - len(left) + len(joined),
         )
-        keys.sort()
-        return keys
 
     def _mismatched_states(self) -> list[AssetState]:
         """States whose believed count differs from the latest remote total."""

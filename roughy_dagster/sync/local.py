@@ -2,8 +2,9 @@
 
 A quiet sync must not grow with what is stored, so the engine never loads the stored rows: it asks
 counts, the stored assets inside the key range a page covers, and the stored state of the ids a page
-shows. The store answers with SQL against the DuckDB file (`roughy_dagster.store.view.DuckDBView`);
-`MemoryView` answers from a dict (tests, and full reads that look at every row anyway).
+shows; a count mismatch is searched by positions (`count_above`), never by listing a state's keys. The
+store answers with SQL against the DuckDB file (`roughy_dagster.store.view.DuckDBView`); `MemoryView`
+answers from a dict (tests, and full reads that look at every row anyway).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ class LocalView(Protocol):
         """The live stored assets among `ids`."""
         ...
 
-    def ordered(self, state: AssetState) -> list[Key]:
-        """Every live stored key of `state`, ascending (only asked when counts disagree)."""
+    def count_above(self, state: AssetState, key: Key) -> int:
+        """How many live stored assets of `state` have a key `(created_us, id)` above `key`: the offset
+        `key` would have in the stored list, newest first (ties ordered by id). A count: no row is fetched."""
         ...
 
 
@@ -98,11 +100,10 @@ class MemoryView:
         self.rows_fetched += len(found)
         return found
 
-    def ordered(self, state: AssetState) -> list[Key]:
-        """See `LocalView.ordered`."""
-        keys = list(self._by_state(state)[0])
-        self.rows_fetched += len(keys)
-        return keys
+    def count_above(self, state: AssetState, key: Key) -> int:
+        """See `LocalView.count_above`."""
+        keys = self._by_state(state)[0]
+        return len(keys) - bisect.bisect_right(keys, key)
 
 
 def _key_of(asset: LocalAsset) -> Key:
