@@ -98,6 +98,19 @@ class DuckDBView:
         )
         return {asset.id: asset for asset in found}
 
+    def tied(
+        self, state: AssetState, moments: Collection[int], *, excluding: Collection[str] = ()
+    ) -> list[LocalAsset]:
+        """See `LocalView.tied`."""
+        if not moments:
+            return []
+        where = "state = $state AND epoch_us(created_at) IN (SELECT unnest($moments))"
+        parameters: dict[str, object] = {"state": state.value, "moments": list(moments)}
+        if excluding:
+            where += " AND id NOT IN (SELECT CAST(unnest($excluding) AS UUID))"
+            parameters["excluding"] = list(excluding)
+        return self._assets(where, parameters)
+
     def count_above(self, state: AssetState, key: Key) -> int:
         """See `LocalView.count_above`."""
         moment = "epoch_us(created_at)"

@@ -13,8 +13,10 @@ at, but nothing is ever concluded from it alone (a server may miscount).
    flow order, from every state it could have reached: it was deleted (see `Evidence`).
 4. Compare each state's `total` with the count the sync believes. A mismatch means assets left a list
    unseen (deleted, paid, moved on from the old tail of a non-terminal list) or were missed: bisect that
-   list against the stored keys, then resolve what was found as in 3. A mismatch that stays (a wrong
-   `total`, a moving list, the budget spent) leaves the sync `verified=False` with the reason.
+   list by positions the store counts (`BelievedList`, never a copy of its keys), re-centre pages on the
+   tie groups its page edges cut, then resolve what was found as in 3. A mismatch that stays (a wrong
+   `total`, a moving list, a tie group too long for a page, the budget spent) leaves the sync
+   `verified=False` with the reason.
 
 Every list is read through the one paging primitive (`roughy_dagster.client.paging`), so every walk ends
 within the sync's request budget, whatever the server does.
@@ -37,7 +39,7 @@ from ..client.paging import MAX_PAGE_SIZE, ListWalk, RequestBudget, created_us
 from .local import LocalView
 from .model import REACHABLE, Deletion, LocalAsset, RemoteObservation, Sighting
 from .rows import RowBuffer
-from .spans import Key, KeySpan, key_span
+from .spans import HIGHEST, Key, KeySpan, key_span
 
 logger = logging.getLogger("roughy_dagster.sync")
 
@@ -172,7 +174,7 @@ class SyncEngine:
         self._total_seq: dict[AssetState, int] = {}
         self._seq = 0
         self._suspects: set[str] = set()  # stored assets a page showed missing from their stored state
-        self._tie_doubts: dict[AssetState, set[int]] = {}  # created_us of tie groups too long to prove
+        self._tie_doubts: dict[AssetState, dict[int, set[str]]] = {}  # ids by tie groups too long to prove
         self._edge_ties: dict[AssetState, dict[int, set[str]]] = {}  # ids seen at a page edge's created_at
         self._rows = RowBuffer()
         self._superseded_rows: list[int] = []  # rows of sightings another sighting of the same asset replaced
@@ -203,11 +205,17 @@ class SyncEngine:
                 break
             for state in mismatched:
                 self._bisect(state)
+                self._suspect_edge_ties(state)
             unresolved = self._resolve_moved_assets()
         unresolved |= self._confirm_mass_deletions()
         mismatched = self._mismatched_states()
         for state in mismatched:
-            ties = [moment for moment, ids in self._edge_ties.get(state, {}).items() if len(ids) > 1]
+            long_ties = self._tie_doubts.get(state, {})  # named more precisely by `_report_long_ties`
+            ties = [
+                moment
+                for moment, ids in self._edge_ties.get(state, {}).items()
+                if len(ids) > 1 and moment not in long_ties
+            ]
             self._doubt(
                 f"{state.value}: the remote total ({self.totals.get(state)}) differs from the assets the "
                 f"sync can account for ({self.belief.counts[state]})"
@@ -219,12 +227,7 @@ class SyncEngine:
                     else ""
                 )
             )
-        for state, moments in self._tie_doubts.items():
-            self._doubt(
-                f"{state.value}: a stored asset created at {_moments(moments)} is missing from its list and "
-                "shares that created_at with a tie group at least a page long; the API gives ties no "
-                "order, so its deletion cannot be proven (it stays stored as it was)"
-            )
+        self._report_long_ties()
         if unresolved:
             self._doubt(
                 f"{len(unresolved)} stored assets missing from their list could not be found or proven gone"
@@ -493,6 +496,10 @@ class SyncEngine:
             key = (asset.created_us, asset.id)
             if asset.id in self.sightings or self.evidence.absent_since(state, key, first_seq):
                 continue
+            long_tie = self._tie_doubts.get(state, {}).get(asset.created_us)
+            if long_tie is not None:
+                long_tie.add(asset.id)  # its tie group was read through already: nothing more to learn
+                continue
             self._locate(state, asset, first_seq, believed)
             if self._out_of_budget():
                 return
@@ -503,7 +510,7 @@ class SyncEngine:
         `created_at` alone; a tie group at a page's edge is re-centred on the next page, and one that fills
         a whole page can never be proven: the asset stays unresolved, with that reason."""
         moment = asset.created_us
-        guess = believed.position((moment, asset.id))
+        guess = believed.position((moment, HIGHEST[1]))  # the first of its tie group
         low, high = 0, max(self.totals.get(state, guess), guess) + 1
         offset = max(0, guess - 10)
         for _ in range(MAX_LOCATE_STEPS):
@@ -515,18 +522,27 @@ class SyncEngine:
                 return
             high = min(high, page.total)
             moments = [created_us(item.created_at) for item in page.items]
-            if moments and moment < moments[-1] and self._ends_list(state, page, offset, seq):
-                return  # the list ends with this page, above the asset's key: proven absent below it
-            if moments and moments[0] == moment == moments[-1]:
-                self._tie_doubts.setdefault(state, set()).add(moment)
-                return  # a tie group at least a page long: no page can hold it whole
+            if (
+                moments
+                and moment <= moments[-1]
+                and self._ends_list(state, page, offset, seq)
+                and self.evidence.absent_since(state, (moment, asset.id), min_seq)
+            ):
+                return  # the list ends with this page: proven absent below its newest key
+            if moment in moments[:1] + moments[-1:] and moments.count(moment) >= len(moments) - 1:
+                # a tie group at least as long as the page less one: no page of this length can hold it
+                # with a neighbour on each side, which is what proves who is in it
+                self._tie_doubts.setdefault(state, {}).setdefault(moment, set()).add(asset.id)
+                self._read_tie_group(state, moment, believed)
+                return
             if moments and moment == moments[0] and offset > 0:
-                # tied with the page's first item: move up so that the tie group sits inside the page
-                tied = moments.count(moment)
-                offset = max(0, min(offset - 1, offset + tied - MAX_PAGE_SIZE // 2))
+                # tied with the page's first item (the group goes on above): end the next page with the
+                # first older item, so the group's upper part and its newer neighbour fit above it
+                offset = max(0, offset + moments.count(moment) - (len(moments) - 1))
             elif moments and moment == moments[-1]:
-                # tied with the page's last item: move down so that the tie group sits inside the page
-                offset = max(offset + 1, offset + moments.index(moment) - MAX_PAGE_SIZE // 2)
+                # tied with the page's last item (the group goes on below): start the next page with the
+                # group's newer neighbour, so the group and its older neighbour fit below it
+                offset = offset + moments.index(moment) - 1
             elif not moments or moment > moments[0]:
                 high = min(high, offset)  # the asset's place is above this page
                 offset = (
@@ -537,6 +553,13 @@ class SyncEngine:
                 if low >= high:
                     high = low + MAX_PAGE_SIZE  # `total` was too low: look past it
                 offset = low if high - low <= MAX_PAGE_SIZE else (low + high) // 2
+
+    def _read_tie_group(self, state: AssetState, moment: int, believed: BelievedList) -> None:
+        """Read a tie group too long for a page through, from just above where it is believed to start
+        to its first older asset: every asset of the group listed throughout is seen, so what stays
+        unseen is what the report names (`_report_long_ties`)."""
+        start = max(0, believed.position((moment, HIGHEST[1])) - 1)
+        self._read_list(state, stop_below_us=moment, start=start)
 
     def _ends_list(self, state: AssetState, page: AssetPage, offset: int, seq: int) -> bool:
         """Whether `page` (request `seq`) is the list's last, proven by an empty page just past it (one
@@ -554,6 +577,47 @@ class SyncEngine:
         return True
 
     # -- count mismatches ------------------------------------------------------------------------------------
+
+    def _suspect_edge_ties(self, state: AssetState) -> None:
+        """Suspect the stored assets of `state` tied with a page edge that no page showed in `state`.
+
+        A page proves nothing about the assets tied with its edges (`KeySpan`), so an asset deleted inside a
+        tie group that a page edge cut is never suspected by `_prove`, and the count stays off. Each becomes
+        a suspect: `_locate` re-centres a page on its tie group, which then proves who is in it, or says
+        why it cannot (a group too long for a page). Asked only while counts disagree: on a quiet sync the
+        rest of an edge's tie group simply sits on the next, unread page.
+        """
+        edges = self._edge_ties.get(state, {})
+        if not self.has_stored or not edges:
+            return
+        seen: set[str] = set().union(*edges.values())
+        for asset in self.local.tied(state, list(edges), excluding=seen):
+            if asset.id not in self.sightings and asset.id not in self.deletions:
+                self.belief.stored.setdefault(asset.id, asset)
+                self._suspects.add(asset.id)
+
+    def _report_long_ties(self) -> None:
+        """Say, for each tie group too long to prove, which stored assets stay unresolved and why."""
+        for state, groups in self._tie_doubts.items():
+            for moment, ids in sorted(groups.items()):
+                missing = ids - self.sightings.keys() - self.deletions.keys()
+                if not missing:
+                    continue
+                stored = self.local.count_above(state, (moment - 1, HIGHEST[1])) - self.local.count_above(
+                    state, (moment, HIGHEST[1])
+                )
+                listed = len(self._edge_ties.get(state, {}).get(moment, ()))
+                one = len(missing) == 1
+                self._doubt(
+                    f"{state.value}: {len(missing)} stored asset{'' if one else 's'} created at "
+                    f"{_moments([moment])} not seen in the list cannot be proven gone: "
+                    f"{'its' if one else 'their'} tie group ({stored} stored, {listed} seen in the list) "
+                    f"is too long for one page (at most {MAX_PAGE_SIZE}) to hold with a neighbour on each "
+                    "side, the only proof of who is in a tie group (the API gives ties no order, a server "
+                    "may order them differently on each request, and the list may change between "
+                    f"requests), so {'it stays' if one else 'they stay'} stored as "
+                    f"{'it was' if one else 'they were'}"
+                )
 
     def _bisect(self, state: AssetState) -> None:
         """Find where the remote list and the believed one differ, reading only the regions that disagree.

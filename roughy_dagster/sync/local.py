@@ -46,6 +46,13 @@ class LocalView(Protocol):
         """The live stored assets among `ids`."""
         ...
 
+    def tied(
+        self, state: AssetState, moments: Collection[int], *, excluding: Collection[str] = ()
+    ) -> list[LocalAsset]:
+        """Live stored assets of `state` created at one of `moments` (`created_us`), leaving out the ids in
+        `excluding` (those pages showed): the rest of the tie groups that page edges cut."""
+        ...
+
     def count_above(self, state: AssetState, key: Key) -> int:
         """How many live stored assets of `state` have a key `(created_us, id)` above `key`: the offset
         `key` would have in the stored list, newest first (ties ordered by id). A count: no row is fetched."""
@@ -97,6 +104,18 @@ class MemoryView:
     def lookup(self, ids: Collection[str]) -> dict[str, LocalAsset]:
         """See `LocalView.lookup`."""
         found = {asset_id: self.live[asset_id] for asset_id in ids if asset_id in self.live}
+        self.rows_fetched += len(found)
+        return found
+
+    def tied(
+        self, state: AssetState, moments: Collection[int], *, excluding: Collection[str] = ()
+    ) -> list[LocalAsset]:
+        """See `LocalView.tied`."""
+        keys, assets = self._by_state(state)
+        found: list[LocalAsset] = []
+        for moment in set(moments):
+            start, stop = bisect.bisect_left(keys, (moment, "")), bisect.bisect_right(keys, (moment, _MAX_ID))
+            found.extend(asset for asset in assets[start:stop] if asset.id not in excluding)
         self.rows_fetched += len(found)
         return found
 
