@@ -62,6 +62,10 @@ def sync_account(
     written (the lists are still read account-wide: pass every project, or None, for the cheap path).
     `full_refresh` re-reads every list whole; the settings are `sync_project`'s. Raises what
     `sync_project` raises; a failure anywhere before the commit leaves the stored data as it was.
+
+    An asset whose values the contract refuses (in a page otherwise well formed) blocks nothing: its
+    stored row is left as it was, its project's report and `sync_runs` row say `verified=False` naming
+    it, and every other project is written and verified as usual (`sync_project` says more).
     """
     started = time.monotonic()
     store = AssetStore(database, lock_wait_seconds=lock_wait_seconds)
@@ -77,11 +81,19 @@ def sync_account(
         concurrency=concurrency,
     )
     reports = store.write_projects(observation, selected)
+    refused = sorted(project for project, report in reports.items() if report.off_contract)
+    reasons = [observation.reason] if observation.reason else []
+    if refused:
+        reasons.append(
+            f"{len(refused)} project(s) hold assets with a value the API contract refuses, left as stored "
+            f"(e.g. project {refused[0]}: {reports[refused[0]].off_contract[0]}); the other projects are "
+            "written and verified as usual"
+        )
     return AccountSyncReport(
         projects=reports,
         requests=observation.requests,
-        verified=observation.verified,
-        reason=observation.reason,
+        verified=observation.verified and not refused,
+        reason="; ".join(reasons),
         mode=observation.mode,
         duration_seconds=time.monotonic() - started,
         pages=observation.pages,

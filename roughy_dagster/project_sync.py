@@ -33,6 +33,14 @@ def sync_project(
     the newest stored one are not re-read each sync (their fields may lag until the next full refresh;
     their state changes are still found by counts). Another process holding the file is waited for up to
     `lock_wait_seconds`. A failure anywhere before the commit leaves the stored data as it was.
+
+    An asset whose values the contract refuses (Unicode digits in `duration_seconds`, an unknown `type`,
+    a mistyped or missing field...) in a page otherwise well formed is *quarantined*: none of its rows is
+    written (its stored row stays exactly as it was, and it is never marked deleted), the project's other
+    assets are written as usual, and the report and `roughy.sync_runs` say `verified=False`, naming the
+    asset, the field, the value and the request id. The next sync after the server sends it on contract
+    records it once. A page malformed as a whole (not JSON, `items` or `total` missing, an item of another
+    project or state, items out of order) raises `RoughyProtocolError` and writes nothing.
     """
     project = validate_project_id(project_id)
     store = AssetStore(database, lock_wait_seconds=lock_wait_seconds)

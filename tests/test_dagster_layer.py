@@ -86,6 +86,7 @@ def test_materializing_a_partition_syncs_the_project(emulator: Emulator, instanc
         "live_rows_match_remote_totals",
         "per_state_field_rules",
         "values_fit_columns",
+        "values_on_contract",
     }
     assert all(check.passed for check in checks.values())
 
@@ -234,7 +235,7 @@ def test_a_schedule_tick_is_one_run_for_every_project(emulator: Emulator, instan
         assert by_project[project].metadata["dagster/partition_row_count"].value == world.count(project)
         assert stored_listing(resources["duckdb"].database, project) == truth(world, project)
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 4 and all(c.passed for c in checks)
+    assert len(checks) == 5 and all(c.passed for c in checks)
     assert all(c.metadata["projects_checked"].value == 3 for c in checks)
     assert len(instance.get_runs()) == 1
 
@@ -348,6 +349,7 @@ def test_translator_renames_keys_group_and_tags(emulator: Emulator, instance, re
         "live_rows_match_remote_totals",
         "per_state_field_rules",
         "values_fit_columns",
+        "values_on_contract",
     }
     assert {c.asset_key for c in assets.check_specs} == {key}
     project = emulator.world.projects[0]

@@ -200,6 +200,7 @@ def test_ui_materializes_partitions_and_sensors_fire(running):
         "live_rows_match_remote_totals",
         "per_state_field_rules",
         "values_fit_columns",
+        "values_on_contract",
     }
 
     # Materialize one project partition the way the UI's "Materialize" button does.

@@ -2,7 +2,8 @@
 
 The policy (`roughy_dagster.sync.values`): a value its typed column cannot hold exactly leaves that
 column NULL and is kept, as the API sent it, in `unfit_values`; values the spec does not allow are
-refused by the client's validation, naming the field and the request id, and block no other project.
+refused by the client's validation, naming the field and the request id: that asset is left as stored,
+and blocks neither the other assets nor other projects (`tests/test_quarantine.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from roughy_dagster import RoughyClient, RoughyResource, sync_project
-from roughy_dagster.client import RoughyProtocolError
 from roughy_dagster.client.models import PAGE_DECODER
 from roughy_dagster.dagster_layer.assets import CHECK_VALUES_FIT, PROJECTS, roughy_sync_assets
 from roughy_dagster.emulator import Emulator, World
@@ -26,7 +26,7 @@ from roughy_dagster.emulator.world import EDGE_DURATIONS, EDGE_SIZES
 from roughy_dagster.sync.values import decimal_pattern, page_fits, unfit
 
 from .conftest import CANARY_KEY
-from .helpers import fingerprint, query, stored_listing, truth
+from .helpers import normalized, query, stored_listing, truth
 
 FITS = {
     "000012.500000000000": Decimal("12.5"),
@@ -133,7 +133,7 @@ OFF_CONTRACT = [ARABIC_INDIC_12_5, FULLWIDTH_12, "12.5\n", "12.5 ", "1e3", "", "
 
 
 @pytest.mark.parametrize("duration", OFF_CONTRACT)
-def test_a_duration_the_spec_refuses_stops_only_its_project(
+def test_a_duration_the_spec_refuses_stops_only_its_asset(
     emulator: Emulator, client: RoughyClient, tmp_path, duration
 ):
     database = tmp_path / "roughy_assets.duckdb"
@@ -141,15 +141,15 @@ def test_a_duration_the_spec_refuses_stops_only_its_project(
     sync_project(client, database, bad)
     broken = a_ready_asset(emulator.world, bad, duration_seconds=duration)
     emulator.world.add_asset(good, state="ready")
-    before = fingerprint(database)
-    with pytest.raises(RoughyProtocolError) as caught:
-        sync_project(client, database, bad)
-    assert "duration_seconds" in str(caught.value) and caught.value.request_id
-    assert fingerprint(database) == before
+    report = sync_project(client, database, bad)  # the asset is quarantined (tests/test_quarantine.py)
+    assert not report.verified and "duration_seconds" in report.reason and "request id req_" in report.reason
+    assert query(database, "SELECT count(*) FROM roughy.assets WHERE id = ?", [broken]) == [(0,)]
+    listed = [normalized(item) for item in emulator.world.listing(bad) if item["id"] != broken]
+    assert stored_listing(database, bad) == listed
     sync_project(client, database, good)
     assert stored_listing(database, good) == truth(emulator.world, good)
     emulator.world.set_fields(broken, duration_seconds="12.5")  # the server is fixed
-    sync_project(client, database, bad)
+    assert sync_project(client, database, bad).verified
     assert stored_listing(database, bad) == truth(emulator.world, bad)
 
 

@@ -29,7 +29,15 @@ from .errors import (
     RoughyProtocolError,
     error_class_for_status,
 )
-from .models import ERROR_DECODER, PAGE_DECODER, AssetPage, AssetState, AssetSummary, misshapen_ids
+from .models import (
+    ERROR_DECODER,
+    PAGE_DECODER,
+    AssetPage,
+    AssetState,
+    AssetSummary,
+    misshapen_ids,
+    split_off_contract,
+)
 from .paging import MAX_PAGE_SIZE as MAX_PAGE_SIZE  # re-exported: the spec's largest `limit`
 from .paging import ListWalk, RequestBudget
 from .retry import RetryBudget, RetryPolicy, build_retrying, is_retryable, parse_retry_after
@@ -266,11 +274,14 @@ class RoughyClient:
         state: AssetState | str | None = None,
         limit: int = 20,
         offset: int = 0,
+        report_off_contract: bool = False,
     ) -> AssetPage:
         """Fetch one page of the listing (newest first); arguments are checked before anything is sent.
 
         Raises a `RoughyAPIError` subclass once the retry policy gives up (see `RetryPolicy`), or
-        `RoughyDeadlineError` if the `deadline()` in force passed before the call."""
+        `RoughyDeadlineError` if the `deadline()` in force passed before the call. A page holding an item
+        that breaks the contract raises `RoughyProtocolError`, unless `report_off_contract`: such items are
+        then left out of `items` and listed in `off_contract` (a page malformed as a whole still raises)."""
         params: dict[str, str] = {}
         if project_id is not None:
             params["project_id"] = str(validate_project_id(project_id))
@@ -291,15 +302,17 @@ class RoughyClient:
                     out_of_time=True,
                 )
         try:
-            page = self._get_page(params, deadline_at - started)
+            page = self._get_page(params, deadline_at - started, report_off_contract)
         except RoughyError as error:
             if not is_retryable(error):
                 raise
-            page = self._retry_page(params, error, deadline_at)
+            page = self._retry_page(params, error, deadline_at, report_off_contract)
         self.stats.count("pages")
         return page
 
-    def _retry_page(self, params: dict[str, str], first_error: RoughyError, deadline_at: float) -> AssetPage:
+    def _retry_page(
+        self, params: dict[str, str], first_error: RoughyError, deadline_at: float, report_off_contract: bool
+    ) -> AssetPage:
         """Retry a failed first attempt with tenacity, as if tenacity had made that attempt too.
 
         The first attempt runs outside tenacity because nearly every page needs only one, and setting up a
@@ -317,7 +330,7 @@ class RoughyClient:
         def attempt() -> AssetPage:
             if failures:
                 raise failures.pop()
-            return self._get_page(params, budget.remaining())
+            return self._get_page(params, budget.remaining(), report_off_contract)
 
         retrying = build_retrying(budget, sleep=self._sleep, on_retry=self._count_retry)
         page: AssetPage = retrying(attempt)
@@ -351,7 +364,9 @@ class RoughyClient:
             for phase, value in self._timeout.items()
         }
 
-    def _get_page(self, params: dict[str, str], remaining: float) -> AssetPage:
+    def _get_page(
+        self, params: dict[str, str], remaining: float, report_off_contract: bool = False
+    ) -> AssetPage:
         query = urlencode(params)
         self.stats.count("requests")
         try:
@@ -370,7 +385,7 @@ class RoughyClient:
                 transient=error.sendable,
             ) from None
         if reply.status == 200 and reply.body is not None:
-            return _parse_page(reply.body, self._listing_path, query, reply.request_id)
+            return _parse_page(reply.body, self._listing_path, query, reply.request_id, report_off_contract)
         described = f"GET {self._listing_path}?{query}"
         if reply.status >= 400:
             raise self._error_from_reply(reply, described, params)
@@ -429,17 +444,25 @@ class RoughyClient:
         )
 
 
-def _parse_page(body: bytes, path: str, query: str, request_id: str | None) -> AssetPage:
+def _parse_page(
+    body: bytes, path: str, query: str, request_id: str | None, report_off_contract: bool = False
+) -> AssetPage:
     """Parse a 200 body into a page; an unreadable or off-spec body becomes a `RoughyProtocolError`.
 
     Only a body cut short (the JSON ends before its last value does) is marked transient (retried); a body
     that is not JSON because of what it holds (garbage, invalid UTF-8, a lone surrogate escape) fails at
-    once, as sending the request again would get the same."""
+    once, as sending the request again would get the same. With `report_off_contract`, items that break
+    the contract in a page otherwise well formed are reported in `off_contract` instead
+    (`models.split_off_contract`); the fast path stays one strict decode."""
     problem: str | None
     try:
         page = PAGE_DECODER.decode(body)
     except msgspec.ValidationError as error:
         problem = str(error)
+        if report_off_contract:
+            split = _split(body, request_id)
+            if split is not None:
+                return split
     except ValueError as error:  # msgspec.DecodeError, or UnicodeDecodeError for invalid UTF-8
         cut_short = isinstance(error, msgspec.DecodeError) and str(error).startswith(TRUNCATED)
         raise RoughyProtocolError(
@@ -455,6 +478,10 @@ def _parse_page(body: bytes, path: str, query: str, request_id: str | None) -> A
         problem = misshapen_ids(page)
         if problem is not None:
             problem = f"an id is not a lowercase UUID: {problem}"
+            if report_off_contract:
+                split = _split(body, request_id)
+                if split is not None:
+                    return split
     if problem is not None:
         raise RoughyProtocolError(
             f"the page breaks the API contract: {problem}",
@@ -462,7 +489,16 @@ def _parse_page(body: bytes, path: str, query: str, request_id: str | None) -> A
             request_id=request_id,
             request=f"GET {path}?{query}",
         )
-    return msgspec.structs.replace(page, request_id=request_id)
+    return msgspec.structs.replace(page, request_id=request_id, off_contract=())
+
+
+def _split(body: bytes, request_id: str | None) -> AssetPage | None:
+    """The page with its off-contract items set apart, or None when the problem is not in the items."""
+    try:
+        page = split_off_contract(body, request_id)
+    except ValueError:  # msgspec's errors: the page itself is malformed
+        return None
+    return page if page.off_contract else None
 
 
 TRUNCATED = "Input data was truncated"

@@ -8,10 +8,12 @@ more often than parsed, and `str` does all three several times faster than `uuid
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -87,6 +89,38 @@ class AssetSummary(msgspec.Struct, frozen=True, gc=False):
 check_fields("AssetSummary", AssetSummary.__struct_fields__)
 
 
+class OffContractItem(msgspec.Struct, frozen=True, gc=False):
+    """One item of an otherwise well-formed page that breaks the contract, read as far as it can be.
+
+    `index` is its position on the page. `asset_id` and `project_id` are canonical lowercase UUID text when
+    the item's value parses as a UUID at all (an upper-case id still names its asset), else None; `state`
+    and `created_at` are set when they decode, else None. `field` names the first value found
+    off-contract (`duration_seconds`, or `$` when the item is not even an object), `value` shows it as
+    the server sent it, escaped and cut short (`shown_value`: never an `upload_url`, which can hold a
+    signed URL), `problem` says which rule it breaks, and `request_id` is the response's `X-Request-Id`.
+    """
+
+    index: int
+    asset_id: str | None
+    project_id: str | None
+    state: AssetState | None
+    created_at: datetime | None
+    field: str
+    value: str
+    problem: str
+    request_id: str | None = None
+    digest: str = ""
+    """A hash of the item's bytes: tells one unreadable item from another without quoting it."""
+
+    def describe(self) -> str:
+        """One line naming the asset, the field, the value and the request id (no secret)."""
+        asset = self.asset_id if self.asset_id is not None else f"(unreadable id, item {self.index})"
+        return (
+            f"asset {asset}: {self.field} = {self.value} is off-contract ({self.problem}; "
+            f"request id {self.request_id or 'none'})"
+        )
+
+
 class AssetPage(msgspec.Struct, frozen=True, gc=False):
     """One page of the listing, newest first; `total` counts every match across all pages."""
 
@@ -96,6 +130,9 @@ class AssetPage(msgspec.Struct, frozen=True, gc=False):
     offset: int
     request_id: str | None = None
     """The server's `X-Request-Id` for the response this page came from (set by the client, not the body)."""
+    off_contract: tuple[OffContractItem, ...] = ()
+    """Items the contract refuses, left out of `items` (set by the client when asked to report them rather
+    than refuse the page; never read from the body)."""
 
 
 class ErrorFieldDetail(msgspec.Struct, frozen=True):
@@ -121,6 +158,126 @@ class ErrorResponse(msgspec.Struct, frozen=True):
 
 PAGE_DECODER = msgspec.json.Decoder(AssetPage)
 ERROR_DECODER = msgspec.json.Decoder(ErrorResponse)
+
+
+class _LoosePage(msgspec.Struct, frozen=True):
+    """A page whose items are kept undecoded: its shape is checked, each item's contract later."""
+
+    items: list[msgspec.Raw]
+    total: int
+    limit: int
+    offset: int
+
+
+_LOOSE_PAGE_DECODER = msgspec.json.Decoder(_LoosePage)
+_ITEM_DECODER = msgspec.json.Decoder(AssetSummary)
+_SHOWN_CHARACTERS = 80
+_NOT_SHOWN = {"upload_url": "(not shown: it can hold a signed URL)"}
+_PATH = re.compile(r" - at `\$(?:\.([^`]*))?`$")
+_MISSING = re.compile(r"missing required field `([^`]*)`")
+_REGEX = re.compile(r"matching regex '.*'", re.DOTALL)
+
+
+def split_off_contract(body: bytes, request_id: str | None) -> AssetPage:
+    """Decode a page item by item: the items the contract allows, and those it refuses as `off_contract`.
+
+    For a page the strict decoder refused. Raises `msgspec.ValidationError` or `msgspec.DecodeError` when
+    the page itself is malformed (not JSON, `items` or `total` missing or mistyped), and the first
+    problem when every item is on contract (the problem lies outside the items).
+    """
+    loose = _LOOSE_PAGE_DECODER.decode(body)
+    items: list[AssetSummary] = []
+    refused: list[OffContractItem] = []
+    for index, raw in enumerate(loose.items):
+        try:
+            item = _ITEM_DECODER.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            refused.append(_off_contract(index, raw, str(error), request_id))
+            continue
+        misshapen = [name for name in ("id", "project_id") if not UUID_TEXT.fullmatch(getattr(item, name))]
+        if misshapen:
+            refused.append(
+                _off_contract(
+                    index, raw, f"not a lowercase UUID - at `$.{misshapen[0]}`", request_id, item=item
+                )
+            )
+            continue
+        items.append(item)
+    return AssetPage(
+        items, loose.total, loose.limit, loose.offset, request_id=request_id, off_contract=tuple(refused)
+    )
+
+
+def shown_value(field: str, value: object) -> str:
+    """A value as errors show it: `repr` (control and invisible characters escaped), cut to 80 characters;
+    fields that can hold a secret are never shown."""
+    if field in _NOT_SHOWN:
+        return _NOT_SHOWN[field]
+    text = repr(value)
+    if len(text) > _SHOWN_CHARACTERS:
+        text = f"{text[: _SHOWN_CHARACTERS - 3]}... ({len(text)} characters)"
+    return text
+
+
+def _off_contract(
+    index: int, raw: msgspec.Raw, message: str, request_id: str | None, item: AssetSummary | None = None
+) -> OffContractItem:
+    """What can be read of a refused item, and which of its values broke which rule."""
+    try:
+        values: Any = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        values = None
+    fields: dict[str, Any] = values if isinstance(values, dict) else {}
+    missing = _MISSING.search(message)
+    located = _PATH.search(message)
+    if missing:
+        field, value = missing[1], "(missing)"
+    elif located and located[1]:
+        field = located[1]
+        top = field.split(".")[0].split("[")[0]
+        value = shown_value(top, fields.get(top)) if top in fields else "(missing)"
+    else:
+        field = "$"
+        value = shown_value("$", values if values is not None else bytes(raw).decode("utf-8", "replace"))
+    problem = _REGEX.sub("matching the spec's pattern", _PATH.sub("", message))
+    if len(problem) > 2 * _SHOWN_CHARACTERS:
+        problem = problem[: 2 * _SHOWN_CHARACTERS - 3] + "..."
+    return OffContractItem(
+        index=index,
+        asset_id=_uuid_text(fields.get("id")),
+        project_id=_uuid_text(fields.get("project_id")),
+        state=_state(fields.get("state")),
+        created_at=item.created_at if item is not None else _created_at(fields.get("created_at")),
+        field=field,
+        value=value,
+        problem=problem,
+        request_id=request_id,
+        digest=hashlib.blake2b(bytes(raw), digest_size=16).hexdigest(),
+    )
+
+
+def _uuid_text(value: object) -> str | None:
+    """`value` as canonical UUID text when it is a UUID in any form `uuid.UUID` reads, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+def _state(value: object) -> AssetState | None:
+    return AssetState(value) if isinstance(value, str) and value in _STATES else None
+
+
+_STATES = frozenset(state.value for state in AssetState)
+
+
+def _created_at(value: object) -> datetime | None:
+    try:
+        return msgspec.convert(value, AwareDatetime)
+    except msgspec.ValidationError:
+        return None
 
 
 def misshapen_ids(page: AssetPage) -> str | None:

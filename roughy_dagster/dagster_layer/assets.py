@@ -39,6 +39,7 @@ CHECK_UNIQUE_IDS = "unique_ids"
 CHECK_MATCHES_REMOTE = "live_rows_match_remote_totals"
 CHECK_FIELD_RULES = "per_state_field_rules"
 CHECK_VALUES_FIT = "values_fit_columns"
+CHECK_ON_CONTRACT = "values_on_contract"
 ACCOUNT = "(whole table)"
 """Where the account-wide comparison is reported, among the projects of the check's metadata."""
 MAX_LISTED_PROJECTS = 50
@@ -98,6 +99,14 @@ def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             description=(
                 "Every value is held exactly by its typed column; one that cannot be (e.g. a duration with "
                 "more than 9 decimals) is stored exactly in unfit_values, and listed here."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            CHECK_ON_CONTRACT,
+            asset=key,
+            description=(
+                "The sync saw no asset whose values the API contract refuses; one it saw (e.g. Unicode "
+                "digits in duration_seconds) was left as stored, and is listed here with its request id."
             ),
         ),
     ]
@@ -398,7 +407,7 @@ def run_checks(
     asset_key: dg.AssetKey = ASSETS_KEY,
     account_totals: Mapping[str, int] | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """The three checks over the synced projects: one query each, failing projects listed in metadata.
+    """The checks over the synced projects: one query each, failing projects listed in metadata.
 
     `live_rows_match_remote_totals` compares with totals the sync read, so it makes no request: the
     account-wide `account_totals` against the whole table when given (a sync of every project), else
@@ -463,6 +472,7 @@ def run_checks(
             mismatched[project] = differing
     checked = {"projects_checked": len(projects)}
     compared = len(expected)
+    refused = {project: list(r.off_contract) for project, r in reports.items() if r.off_contract}
     return [
         dg.AssetCheckResult(
             asset_key=asset_key,
@@ -507,6 +517,20 @@ def run_checks(
             else (
                 "Values their column cannot hold exactly: the column is null and roughy.assets.unfit_values "
                 "holds the exact value"
+            ),
+        ),
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=CHECK_ON_CONTRACT,
+            passed=not refused,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={**checked, "projects_failing": len(refused), "off_contract": _listed(refused)},
+            description=None
+            if not refused
+            else (
+                "Assets the API sent with a value its contract refuses were left as stored (not written, not "
+                "deleted); their projects are unverified until the server sends them on contract. First: "
+                f"project {next(iter(refused))}: {next(iter(refused.values()))[0]}"
             ),
         ),
     ]

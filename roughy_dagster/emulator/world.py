@@ -53,6 +53,15 @@ EDGE_SIZES = (2**63, 2**64, 10**40, 2**63 - 1, -(2**63), -1, 0)
 SortKey = tuple[int, str]
 
 
+class _Omit:
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT: object = _Omit()
+"""For `World.serve_raw`: leave the field out of the served asset."""
+
+
 @dataclass
 class Asset:
     """One emulated asset; `sort_key` orders the listing (newest first = descending key)."""
@@ -72,6 +81,9 @@ class Asset:
     upload_url: str | None = None
     tie_rank: str = field(default="", repr=False)
     """Orders ties in place of the id when set (a `World(ties_by_id=False)`): never serialized."""
+    wire: dict[str, object] = field(default_factory=dict, repr=False)
+    """Values served in place of the asset's own, as given (`OMIT`: the field left out); the asset keeps
+    its place in the listing (`World.serve_raw`)."""
     _json: bytes | None = field(default=None, repr=False)
 
     @property
@@ -80,7 +92,7 @@ class Asset:
         return (int(self.created_at.timestamp() * 1_000_000), self.tie_rank or self.id)
 
     def to_dict(self) -> dict[str, object]:
-        """The asset as the API serializes it."""
+        """The asset as the API serializes it (its own values: `wire` aside)."""
         return {
             "id": self.id,
             "project_id": self.project_id,
@@ -100,7 +112,9 @@ class Asset:
     def to_json(self) -> bytes:
         """The serialized asset, cached until the asset changes."""
         if self._json is None:
-            self._json = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+            values = self.to_dict() | self.wire
+            served = {name: value for name, value in values.items() if value is not OMIT}
+            self._json = json.dumps(served, separators=(",", ":")).encode()
         return self._json
 
 
@@ -218,6 +232,20 @@ class World:
                 if not hasattr(asset, name) or name.startswith("_"):
                     raise ValueError(f"an asset has no field {name!r}")
                 setattr(asset, name, value)
+            asset._json = None
+            return asset
+
+    def serve_raw(self, asset_id: str, **fields: object) -> Asset:
+        """Serve fields of an asset as any JSON values, any field included (`id`, `created_at`...), while
+        the asset keeps its place in the listing: `duration_seconds="12.5\\n"`, `id="nope"`, or `OMIT` to
+        leave a field out. `None` for a field serves `null`. `serve_raw(asset_id)` with no field serves
+        the asset as it is again. What a broken server sends for one asset, on every page showing it."""
+        with self.lock:
+            asset = self.assets[asset_id]
+            unknown = set(fields) - set(asset.to_dict())
+            if unknown:
+                raise ValueError(f"an asset has no field {', '.join(sorted(unknown))}")
+            asset.wire = dict(fields)
             asset._json = None
             return asset
 

@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from ..client import AssetState
+from ..client.models import OffContractItem
 from ..sync.local import LocalView, MemoryView
 from ..sync.model import RemoteObservation
 from .columns import OBSERVED_COLUMNS, changed, insert_select, set_observed_fields
@@ -204,6 +205,9 @@ class SyncReport:
     """Why `verified` is false, in words (empty when verified)."""
     account_wide: bool = False
     """Whether this project was synced by an account sync (its request counts are the whole sync's)."""
+    off_contract: tuple[str, ...] = ()
+    """The project's assets this sync saw with a value the contract refuses, one line each (asset, field,
+    value, request id): their stored rows were left as they were, and the sync is not verified."""
 
 
 class AssetStore:
@@ -333,6 +337,7 @@ class AssetStore:
                     connection.execute(_RECORD_DELETIONS)
                     connection.execute(_MARK_DELETED)
                 _check_ids_unique(connection)
+                refused = _off_contract_by_project(connection, observation)
                 counts: dict[str, dict[str, int]] = {}
                 for project, state, count in connection.execute(_LIVE_COUNTS).fetchall():
                     counts.setdefault(project, {})[state] = count
@@ -345,6 +350,7 @@ class AssetStore:
                         kinds.get(project, {}),
                         deleted.get(project, 0),
                         counts.get(project, {}),
+                        [*refused.get(project, []), *refused.get(None, [])],
                     )
                     for project in project_list
                 }
@@ -444,6 +450,49 @@ def _scalar(connection: duckdb.DuckDBPyConnection, sql: str, parameters: object 
     return int(first_row(connection, sql, parameters)[0])
 
 
+MAX_OFF_CONTRACT_NAMED = 5
+"""Off-contract assets a `sync_runs.reason` names (the others are counted)."""
+
+
+def _off_contract_by_project(
+    connection: duckdb.DuckDBPyConnection, observation: RemoteObservation
+) -> dict[str | None, list[OffContractItem]]:
+    """The off-contract items by the project they belong to: their own `project_id` when readable, else
+    the project the sync read, else the stored row's project; None for an item no project can be told
+    for (a new asset of an account-wide list whose `project_id` is unreadable: any project may hold it)."""
+    by_project: dict[str | None, list[OffContractItem]] = {}
+    unknown = [
+        item.asset_id
+        for item in observation.off_contract.values()
+        if item.project_id is None and observation.project_id is None and item.asset_id is not None
+    ]
+    stored = (
+        dict(
+            connection.execute(
+                "SELECT CAST(id AS VARCHAR), CAST(project_id AS VARCHAR) FROM roughy.assets "
+                "WHERE id IN (SELECT CAST(unnest(?::VARCHAR[]) AS UUID))",
+                [unknown],
+            ).fetchall()
+        )
+        if unknown
+        else {}
+    )
+    for item in observation.off_contract.values():
+        project = item.project_id or observation.project_id or stored.get(item.asset_id or "")
+        by_project.setdefault(project, []).append(item)
+    return by_project
+
+
+def _off_contract_reason(items: list[OffContractItem]) -> str:
+    """Why a project with off-contract assets is not verified, naming the first few."""
+    named = "; ".join(item.describe() for item in items[:MAX_OFF_CONTRACT_NAMED])
+    more = f"; and {len(items) - MAX_OFF_CONTRACT_NAMED} more" if len(items) > MAX_OFF_CONTRACT_NAMED else ""
+    return (
+        f"{len(items)} asset(s) with a value the API contract refuses, left as stored (not written, "
+        f"not deleted) until the server sends them on contract: {named}{more}"
+    )
+
+
 def _report(
     observation: RemoteObservation,
     sync_id: int,
@@ -452,8 +501,12 @@ def _report(
     kinds: dict[str, int],
     deleted: int,
     counts: dict[str, int],
+    off_contract: list[OffContractItem],
 ) -> SyncReport:
     account_wide = observation.project_id is None
+    reasons = [observation.reason] if observation.reason else []
+    if off_contract:
+        reasons.append(_off_contract_reason(off_contract))
     return SyncReport(
         sync_id=sync_id,
         project_id=project_id,
@@ -468,15 +521,16 @@ def _report(
         revived=kinds.get("revived", 0),
         unchanged=kinds.get("unchanged", 0),
         live_rows=sum(counts.values()),
-        verified=observation.verified,
+        verified=observation.verified and not off_contract,
         unresolved=len(observation.unresolved),
         duration_seconds=(observation.finished_at - observation.started_at).total_seconds(),
         counts_by_state={state.value: counts.get(state.value, 0) for state in AssetState},
         remote_totals=(
             {} if account_wide else {state.value: total for state, total in observation.remote_totals.items()}
         ),
-        reason=observation.reason,
+        reason="; ".join(reasons),
         account_wide=account_wide,
+        off_contract=tuple(item.describe() for item in off_contract),
     )
 
 

@@ -34,10 +34,11 @@ from functools import partial
 from operator import attrgetter
 
 from ..client import STATE_FLOW, AssetPage, AssetState, AssetSummary, RoughyClient, RoughyProtocolError
-from ..client.models import STATE_RANK
+from ..client.models import STATE_RANK, OffContractItem
 from ..client.paging import MAX_PAGE_SIZE, ListWalk, RequestBudget, created_us
 from .local import LocalView
 from .model import REACHABLE, Deletion, LocalAsset, RemoteObservation, Sighting
+from .quarantine import proves_order, with_placeholders
 from .rows import RowBuffer
 from .spans import HIGHEST, Key, KeySpan, key_span
 
@@ -178,6 +179,8 @@ class SyncEngine:
         self._edge_ties: dict[AssetState, dict[int, set[str]]] = {}  # ids seen at a page edge's created_at
         self._rows = RowBuffer()
         self._superseded_rows: list[int] = []  # rows of sightings another sighting of the same asset replaced
+        self.off_contract: dict[str, OffContractItem] = {}  # by the id the sync knows each one as
+        self._placeholder_rows: list[int] = []  # the rows standing in for off-contract items: never written
 
     # -- the plan ----------------------------------------------------------------------------------------
 
@@ -243,6 +246,7 @@ class SyncEngine:
                 "; ".join(self.reasons),
             )
         stats = self.client.stats
+        self._quarantine()
         return RemoteObservation(
             project_id=self.project_id,
             mode="full" if self.full_refresh else "incremental",
@@ -258,7 +262,18 @@ class SyncEngine:
             pages=stats.pages - stats_before[1],
             retries=stats.retries - stats_before[2],
             reason="; ".join(self.reasons),
+            off_contract=self.off_contract,
         )
+
+    def _quarantine(self) -> None:
+        """Write nothing of an asset any page showed off-contract: its stored row stays as it was (it was
+        seen, so it is never proven deleted; the store marks its project unverified)."""
+        self._superseded_rows.extend(self._placeholder_rows)
+        for asset_id in self.off_contract:
+            self.deletions.pop(asset_id, None)
+            sighting = self.sightings.get(asset_id)
+            if sighting is not None:
+                self._superseded_rows.append(sighting.row)
 
     def _doubt(self, reason: str) -> None:
         if reason not in self.reasons:
@@ -281,7 +296,7 @@ class SyncEngine:
             if read.items:
                 last_seq = seq
         result = walk.result
-        if result.reached_end and result.last is not None:
+        if result.reached_end and result.last is not None and proves_order(result.last.page):
             end = key_span(result.last.page, state, last_seq, result.last.offset, ends_list=True)
             if end is not None:
                 self._prove(end, {item.id for item in result.last.items})
@@ -295,7 +310,11 @@ class SyncEngine:
 
     def _request(self, state: AssetState, offset: int, limit: int) -> AssetPage:
         """One listing request (safe to call from several threads)."""
-        page = self.client.list_assets(project_id=self.project_id, state=state, limit=limit, offset=offset)
+        page = self.client.list_assets(
+            project_id=self.project_id, state=state, limit=limit, offset=offset, report_off_contract=True
+        )
+        if page.off_contract:
+            page = with_placeholders(page, state, self.project_id)
         _check_page(page, self.project_id, state)
         return page
 
@@ -321,7 +340,11 @@ class SyncEngine:
             self.budget.grant(2 * -(-page.total // step) + 2)
         if seq >= self._total_seq.get(state, 0):
             self.totals[state], self._total_seq[state] = page.total, seq
-        self._sight_page(page.items, state, seq, self._rows.add_page(page.items, observed_at))
+        first_row = self._rows.add_page(page.items, observed_at)
+        self._sight_page(page.items, state, seq, first_row)
+        for item in page.off_contract:
+            self.off_contract[page.items[item.index].id] = item
+            self._placeholder_rows.append(first_row + item.index)
         if not page.items:
             self._empty_seqs.add(seq)
         else:
@@ -329,7 +352,7 @@ class SyncEngine:
             for edge in {page.items[0].created_at, page.items[-1].created_at}:
                 tied = [item.id for item in page.items if item.created_at == edge]
                 edges.setdefault(created_us(edge), set()).update(tied)
-        span = key_span(page, state, seq, offset, ends_list=False)
+        span = key_span(page, state, seq, offset, ends_list=False) if proves_order(page) else None
         if span is not None:
             self._prove(span, set(map(_ID_OF, page.items)))
         return seq
@@ -571,7 +594,7 @@ class SyncEngine:
         after = self._fetch(state, offset + count)
         if after is None or after.items:
             return False
-        end = key_span(page, state, seq, offset, ends_list=True)
+        end = key_span(page, state, seq, offset, ends_list=True) if proves_order(page) else None
         if end is not None:
             self._prove(end, set(map(_ID_OF, page.items)))
         return True

@@ -9,6 +9,7 @@ import msgspec
 import pyarrow as pa
 
 from ..client import AssetState
+from ..client.models import OffContractItem
 from ..client.paging import created_us as created_us  # re-exported: the listing's order key
 
 REACHABLE: dict[AssetState, frozenset[AssetState]] = {
@@ -90,3 +91,7 @@ class RemoteObservation:
     retries: int
     reason: str = ""
     """Why `verified` is false, in words (empty when verified)."""
+    off_contract: dict[str, OffContractItem] = field(default_factory=dict)
+    """Assets some page showed with a value the contract refuses, by the id the sync knew each by: none
+    of their rows is written (see `sync.quarantine`); the store marks their projects unverified.
+    `verified` above is about the rest."""

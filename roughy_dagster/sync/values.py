@@ -8,8 +8,8 @@ value is never rounded and never raises. Its typed column is NULL and the column
 the value exactly as the API sent it, as text by field name (a JSON object, e.g.
 `{"duration_seconds": "0.0000000001"}`); `unfit_values` is NULL when every value fits. The asset is
 otherwise stored like any other (no project is ever blocked by it), and the `values_fit_columns` asset
-check lists such rows. Values the spec does not allow (e.g. Unicode digits) are refused earlier, by the
-client's validation of the page.
+check lists such rows. Values the spec does not allow (e.g. Unicode digits) never get here: the client's
+validation reports their asset as off-contract, and the sync leaves it as stored (`sync.quarantine`).
 
 Which values fit is derived from each column's type in `roughy_dagster.fields`.
 """
