@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any
 
 import msgspec
 
@@ -73,18 +73,15 @@ def with_placeholders(page: AssetPage, state: AssetState, project_id: str | None
 
 
 def _placeholder(item: OffContractItem, state: AssetState, project_id: str | None) -> AssetSummary:
-    return AssetSummary(
+    """What can be placed of a refused item; every other field empty (the row is never written)."""
+    values: dict[str, Any] = dict.fromkeys(AssetSummary.__struct_fields__)
+    values.update(
         id=placeholder_id(item),
-        project_id=cast(str, item.project_id or project_id),  # None: unattributed, the store resolves it
-        type=None,
+        project_id=item.project_id or project_id,  # None: unattributed (the store resolves it)
         state=item.state or state,
-        extension=None,
-        size_bytes=None,
-        content_type=None,
-        duration_seconds=None,
-        language=None,
         created_at=item.created_at or _EPOCH,
     )
+    return AssetSummary(**values)
 
 
 def _borrowed_time(items: list[AssetSummary], index: int, timeless: set[int]) -> datetime:
