@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from roughy_dagster import RoughyClient, sync_project
+from roughy_dagster import RoughyClient, sync_account, sync_project
 from roughy_dagster.emulator import Emulator
 from roughy_dagster.store import RoughySchemaError, RoughyStoreError, RoughyStoreLockedError
 from roughy_dagster.store.schema import MIGRATIONS
@@ -99,7 +99,7 @@ def test_a_full_disk_names_its_cause_and_loses_nothing(
 
 FILE_SIZE_LIMITED_SYNC = """
 import resource, sys
-from roughy_dagster import RoughyClient, sync_project
+from roughy_dagster import RoughyClient, sync_account, sync_project
 from roughy_dagster.store import RoughyStoreError
 resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))  # Python ignores SIGXFSZ: writes fail with EFBIG
 with RoughyClient(sys.argv[1], sys.argv[2]) as client:
@@ -321,3 +321,75 @@ def test_threads_syncing_projects_of_one_file_wait_for_each_other(emulator: Emul
     assert not failures, failures
     for project in world.projects[:4]:
         assert stored_listing(database, project) == truth(world, project)
+
+
+# -- tampered version metadata --------------------------------------------------------------------------
+
+NEXT = len(MIGRATIONS) + 1
+TAMPERED_VERSIONS = {
+    "emptied": (["DELETE FROM roughy.schema_version"], "is empty"),
+    "minus_one": (["UPDATE roughy.schema_version SET version = -1 WHERE version = 1"], "holds version -1"),
+    "only_zero": (
+        ["DELETE FROM roughy.schema_version", "INSERT INTO roughy.schema_version (version) VALUES (0)"],
+        "holds version 0",
+    ),
+    "text": (
+        [
+            "ALTER TABLE roughy.schema_version ALTER COLUMN version TYPE VARCHAR",
+            "UPDATE roughy.schema_version SET version = 'six' WHERE version = '1'",
+        ],
+        "holds version as VARCHAR",
+    ),
+    "digits_as_text": (
+        ["ALTER TABLE roughy.schema_version ALTER COLUMN version TYPE VARCHAR"],
+        "holds version as VARCHAR",
+    ),
+    "column_renamed": (
+        ["ALTER TABLE roughy.schema_version RENAME COLUMN version TO v"],
+        "has no column version",
+    ),
+    "a_null": (
+        [
+            "ALTER TABLE roughy.schema_version ALTER COLUMN version DROP NOT NULL",
+            "INSERT INTO roughy.schema_version (version) VALUES (NULL)",
+        ],
+        "holds a NULL version",
+    ),
+    "rows_duplicated": (
+        ["INSERT INTO roughy.schema_version (version) SELECT version FROM roughy.schema_version"],
+        "more than once",
+    ),
+    "a_gap": (["DELETE FROM roughy.schema_version WHERE version = 2"], "lacks versions"),
+    "only_a_far_version": (
+        ["DELETE FROM roughy.schema_version", "INSERT INTO roughy.schema_version (version) VALUES (99)"],
+        "lacks versions",
+    ),
+    "newer": ([f"INSERT INTO roughy.schema_version (version) VALUES ({NEXT})"], f"version {NEXT}, newer"),
+    "table_dropped": (["DROP TABLE roughy.schema_version"], "no roughy.schema_version"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERED_VERSIONS))
+def test_tampered_version_metadata_is_refused_untouched(
+    emulator: Emulator, client: RoughyClient, tmp_path, name: str
+):
+    statements, named = TAMPERED_VERSIONS[name]
+    database = tmp_path / "roughy_assets.duckdb"
+    project = synced(client, emulator, database)
+    connection = duckdb.connect(str(database))
+    for statement in statements:
+        connection.execute(statement)
+    connection.close()
+    before, digest = fingerprint(database), file_digest(database)
+    for attempt in (
+        lambda: sync_project(client, database, project),
+        lambda: sync_account(client, database),
+        lambda: query(database, "SELECT 1"),
+    ):
+        with pytest.raises(RoughySchemaError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert str(database) in message and named in message, message
+        assert "upgrade roughy-dagster" in message or "left as it was" in message, message
+        assert "Binder Error" not in message and "Catalog Error" not in message
+    assert fingerprint(database) == before and file_digest(database) == digest

@@ -237,19 +237,49 @@ def first_row(connection: duckdb.DuckDBPyConnection, sql: str, parameters: objec
 def schema_version(connection: duckdb.DuckDBPyConnection, database: str = "") -> int:
     """The schema version a file holds (0 for a file without a `roughy` schema).
 
-    Raises `RoughySchemaError` for a `roughy` schema this code did not make (tables but no readable
-    `roughy.schema_version`).
+    Raises `RoughySchemaError`, naming the file, what was found and what to do, for a `roughy` schema
+    this code did not make (tables but no `roughy.schema_version`) and for version metadata no
+    roughy-dagster writes: a `version` column missing or not an integer, no row, a NULL, a version below
+    1, a version twice, or a gap (every migration adds one row, so a file at version N holds exactly
+    1..N). A version above `CURRENT_VERSION` is returned (the callers refuse it as newer).
     """
     tables = _tables(connection)
     if not tables:
         return 0
     if "schema_version" not in tables:
         raise _foreign(database, f"it has tables {', '.join(sorted(tables))} but no roughy.schema_version")
-    try:
-        (version,) = first_row(connection, "SELECT max(version) FROM roughy.schema_version")
-        return int(version) if version is not None else 0
-    except (duckdb.Error, TypeError, ValueError) as error:
-        raise _foreign(database, f"its roughy.schema_version is unreadable ({error})") from None
+    kind = dict(
+        connection.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = 'schema_version'",
+            [SCHEMA],
+        ).fetchall()
+    ).get("version")
+    if kind not in _INTEGER_TYPES:
+        found = "has no column version" if kind is None else f"holds version as {kind}, not INTEGER"
+        raise _tampered(database, f"its roughy.schema_version is unreadable: it {found}")
+    low, high, rows, known, distinct = first_row(
+        connection,
+        "SELECT min(version), max(version), count(*), count(version), count(DISTINCT version) "
+        "FROM roughy.schema_version",
+    )
+    problem = ""
+    if rows == 0:
+        problem = "is empty, though the schema has tables: the version they are at is unknown"
+    elif known < rows:
+        problem = f"holds a NULL version ({rows - known} of {rows} rows)"
+    elif low < 1:
+        problem = f"holds version {low}; versions start at 1"
+    elif distinct < rows:
+        problem = f"holds a version more than once ({rows} rows for {distinct} versions)"
+    elif distinct < high:
+        problem = f"lacks versions: it holds {distinct} of the versions 1 to {high}, one row each"
+    if problem:
+        raise _tampered(database, f"its roughy.schema_version {problem}")
+    return int(high)
+
+
+_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"})
 
 
 def _tables(connection: duckdb.DuckDBPyConnection) -> set[str]:
@@ -268,6 +298,18 @@ def _foreign(database: str, what: str) -> RoughySchemaError:
         f"{database} holds a `roughy` schema that roughy-dagster did not make or cannot use: {what}. "
         "Point ROUGHY_DUCKDB_PATH at another file, or move that schema's tables out of the way "
         "(the file was left as it was)"
+    )
+
+
+def _tampered(database: str, what: str) -> RoughySchemaError:
+    """Version metadata no roughy-dagster writes: the file was edited (or damaged) by hand."""
+    return RoughySchemaError(
+        f"{database} holds a `roughy` schema that roughy-dagster did not make or cannot use: {what}. "
+        f"Each schema version adds one row to roughy.schema_version, so a file at version N holds exactly "
+        f"the versions 1 to N (this roughy-dagster writes version {CURRENT_VERSION}). Restore the file "
+        "from a backup; or, if you know which version its tables are at, make roughy.schema_version hold "
+        "those rows again; or move the file aside and sync again to rebuild it from the API (the history "
+        "in roughy.asset_events starts again). The file was left as it was"
     )
 
 
