@@ -23,10 +23,6 @@ class DuckDBView:
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, project_id: str | None) -> None:
         self._connection = connection
-        # Its questions are small (a count, a page's range or ids): DuckDB's worker threads only add a
-        # hand-off to each, which waits for a core on a busy machine (the read phase of a quiet sync of
-        # 1,000,000 stored assets, under a load of 11: 150 ms with two threads, 110 ms with one).
-        connection.execute("SET threads = 1")
         self._scope = "project_id = CAST($project AS UUID)" if project_id is not None else "TRUE"
         self._parameters: dict[str, object] = {"project": project_id} if project_id is not None else {}
         self.rows_fetched = 0
