@@ -11,6 +11,7 @@ records it, once.
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass
 
 import pytest
@@ -291,3 +292,79 @@ def test_the_emulator_serves_a_raw_value_in_place(tmp_path):
         assert b'"id":"nope"' in served and b"created_at" not in served
         with pytest.raises(ValueError, match="no field"):
             world.serve_raw(asset_id, colour="red")
+
+
+def test_the_asset_check_names_the_quarantined_asset_for_its_partition(tmp_path):
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from roughy_dagster import RoughyResource
+    from roughy_dagster.dagster_layer.assets import CHECK_ON_CONTRACT, PROJECTS, roughy_sync_assets
+
+    world = World.seeded(seed=5, projects=2, assets_per_project=40)
+    bad_project, good_project = world.projects
+    broken = world.add_asset(bad_project, state="ready").id
+    world.serve_raw(broken, duration_seconds="12.5\n")
+    database = tmp_path / "roughy_assets.duckdb"
+    with Emulator(world, api_key=CANARY_KEY) as emulator, dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PROJECTS.name, world.projects)
+        resources = {
+            "roughy": RoughyResource(api_key=CANARY_KEY, base_url=emulator.base_url),
+            "duckdb": DuckDBResource(database=str(database)),
+        }
+        checks = {}
+        for project in world.projects:
+            result = dg.materialize(
+                [roughy_sync_assets], partition_key=project, instance=instance, resources=resources
+            )
+            assert result.success
+            (checks[project],) = [
+                c for c in result.get_asset_check_evaluations() if c.check_name == CHECK_ON_CONTRACT
+            ]
+        assert checks[good_project].passed
+        assert not checks[bad_project].passed
+        assert checks[bad_project].severity == dg.AssetCheckSeverity.WARN
+        (line,) = checks[bad_project].metadata["off_contract"].value[bad_project]
+        assert broken in line and "duration_seconds" in line and "'12.5\\n'" in line
+        assert REQUEST_ID.search(line) and CANARY_KEY not in line
+        assert stored_listing(database, good_project) == truth(world, good_project)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 1000),
+    name=st.sampled_from(sorted(BAD_VALUES)),
+    changes=st.integers(0, 12),
+    pick=st.integers(0, 10_000),
+)
+def test_an_off_contract_asset_anywhere_never_deletes_a_live_asset(seed, name, changes, pick):
+    """Whatever asset is served off-contract, amid remote changes: no live asset is marked deleted, its
+    own row is left as it was, and once the server is fixed the store equals the listing."""
+    world = World.seeded(seed=seed, projects=2, assets_per_project=60)
+    with (
+        Emulator(world, api_key=CANARY_KEY) as emulator,
+        RoughyClient(CANARY_KEY, emulator.base_url) as client,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        database = f"{folder}/roughy_assets.duckdb"
+        sync_account(client, database)
+        world.random_changes(changes)
+        ids = sorted(world.assets)
+        broken = ids[pick % len(ids)]
+        serve_bad(world, broken, BAD_VALUES[name])
+        before = row_of(database, broken)
+        sync_account(client, database)
+        live = {item["id"] for project in world.projects for item in world.listing(project)}
+        deleted = {
+            asset_id
+            for (asset_id,) in query(
+                database, "SELECT CAST(id AS VARCHAR) FROM roughy.assets WHERE deleted_at IS NOT NULL"
+            )
+        }
+        assert not deleted & live, "a live asset was marked deleted"
+        if broken in live:
+            assert row_of(database, broken) == before
+        world.serve_raw(broken)
+        sync_account(client, database, full_refresh=True)
+        for project in world.projects:
+            assert stored_listing(database, project) == truth(world, project)
