@@ -362,7 +362,14 @@ TAMPERED_VERSIONS = {
     "a_gap": (["DELETE FROM roughy.schema_version WHERE version = 2"], "lacks versions"),
     "only_a_far_version": (
         ["DELETE FROM roughy.schema_version", "INSERT INTO roughy.schema_version (version) VALUES (99)"],
-        "lacks versions",
+        "version 99, newer",
+    ),
+    "a_gap_then_newer": (
+        [
+            "DELETE FROM roughy.schema_version WHERE version = 2",
+            f"INSERT INTO roughy.schema_version VALUES ({NEXT}, now())",
+        ],
+        f"version {NEXT}, newer",
     ),
     "newer": ([f"INSERT INTO roughy.schema_version (version) VALUES ({NEXT})"], f"version {NEXT}, newer"),
     "table_dropped": (["DROP TABLE roughy.schema_version"], "no roughy.schema_version"),

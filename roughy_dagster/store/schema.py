@@ -241,7 +241,8 @@ def schema_version(connection: duckdb.DuckDBPyConnection, database: str = "") ->
     this code did not make (tables but no `roughy.schema_version`) and for version metadata no
     roughy-dagster writes: a `version` column missing or not an integer, no row, a NULL, a version below
     1, a version twice, or a gap (every migration adds one row, so a file at version N holds exactly
-    1..N). A version above `CURRENT_VERSION` is returned (the callers refuse it as newer).
+    1..N). A version above `CURRENT_VERSION` is returned as is (its rows are a newer code's to judge; the
+    callers refuse it as newer, saying to upgrade).
     """
     tables = _tables(connection)
     if not tables:
@@ -270,6 +271,8 @@ def schema_version(connection: duckdb.DuckDBPyConnection, database: str = "") ->
         problem = f"holds a NULL version ({rows - known} of {rows} rows)"
     elif low < 1:
         problem = f"holds version {low}; versions start at 1"
+    elif high > CURRENT_VERSION:
+        return int(high)  # a newer roughy-dagster's file: its callers say to upgrade, whatever its rows
     elif distinct < rows:
         problem = f"holds a version more than once ({rows} rows for {distinct} versions)"
     elif distinct < high:
