@@ -20,6 +20,7 @@ from roughy_dagster.emulator import Emulator, World
 from roughy_dagster.project_sync import sync_project
 from roughy_dagster.store import AssetStore
 from roughy_dagster.sync import SyncEngine
+from roughy_dagster.sync.spans import HIGHEST
 
 from .helpers import query, stored_listing, truth
 
@@ -155,3 +156,27 @@ def test_a_deletion_in_any_tie_group_is_recorded_or_named_never_guessed(
             assert deleted_ids(database) == {gone.id}
         if gone.id not in deleted_ids(database):
             assert not report.verified
+
+
+def test_the_store_counts_positions_as_the_memory_view_does(tmp_path):
+    """`LocalView.count_above` and `LocalView.tied` answered by SQL on the file equal the in-memory
+    answers, ties and the bounds past every id included."""
+    world = World.seeded(seed=12, projects=2, assets_per_project=400, tie_every=3)
+    project = world.projects[0]
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        assert sync_project(client, database, project).verified
+    store = AssetStore(database)
+    memory = store.load_snapshot(project)
+    assets = list(memory.live.values())
+    picks = random.Random(5).sample(assets, 60)
+    keys = [(a.created_us, a.id) for a in picks]
+    keys += [(a.created_us, HIGHEST[1]) for a in picks[:20]] + [(a.created_us - 1, "") for a in picks[:20]]
+    with store.local_view(project) as view:
+        for state in {a.state for a in assets}:
+            for key in keys:
+                assert view.count_above(state, key) == memory.count_above(state, key), (state, key)
+            moments = [a.created_us for a in picks]
+            excluding = [a.id for a in picks[::2]]
+            by_id = sorted(a.id for a in view.tied(state, moments, excluding=excluding))
+            assert by_id == sorted(a.id for a in memory.tied(state, moments, excluding=excluding))

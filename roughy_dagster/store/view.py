@@ -109,14 +109,30 @@ class DuckDBView:
 
     def count_above(self, state: AssetState, key: Key) -> int:
         """See `LocalView.count_above`."""
-        moment = "epoch_us(created_at)"
-        row = self._connection.execute(
-            f"SELECT count(*) FROM roughy.assets WHERE {self._scope} AND {_LIVE} AND state = $state "
-            f"AND ({moment} > $us OR ({moment} = $us AND CAST(id AS VARCHAR) > $id))",
-            {**self._parameters, "state": state.value, "us": key[0], "id": key[1]},
-        ).fetchone()
-        return int(row[0]) if row is not None else 0
+        # two plain scans (~6 ms each at 1,000,000 rows), not one predicate with an `OR` or two subqueries
+        # in one statement (20-50 ms); ids compare as UUIDs, whose order is their text's
+        where = f"{self._scope} AND {_LIVE} AND state = $state"
+        parameters = {**self._parameters, "state": state.value, "us": key[0]}
+        newer = self._connection.execute(
+            f"SELECT count(*) FROM roughy.assets WHERE {where} AND epoch_us(created_at) > $us", parameters
+        ).fetchall()
+        tied = self._connection.execute(
+            f"SELECT count(*) FROM roughy.assets WHERE {where} AND epoch_us(created_at) = $us "
+            "AND id > CAST($id AS UUID)",
+            {**parameters, "id": _as_uuid(key[1])},
+        ).fetchall()
+        return int(newer[0][0]) + int(tied[0][0])
 
     def all_live(self) -> list[LocalAsset]:
         """Every live stored asset of the scope (for reads that look at every row anyway)."""
         return self._assets("TRUE", {})
+
+
+def _as_uuid(text: str) -> str:
+    """`text` as a UUID bound to compare with (`count_above`): the listing's ids are UUIDs; the bounds the
+    engine uses past every id (`spans.HIGHEST`) or below all (`""`) become the largest or smallest UUID."""
+    if text == "":
+        return "00000000-0000-0000-0000-000000000000"
+    if text >= "g":
+        return "ffffffff-ffff-ffff-ffff-ffffffffffff"
+    return text

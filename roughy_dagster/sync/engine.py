@@ -48,6 +48,9 @@ FULLY_READ = (AssetState.PENDING_UPLOAD, AssetState.PROCESSING)
 HEAD_READ = (AssetState.PENDING_PAYMENT, AssetState.READY, AssetState.FAILED)
 MAX_LOCATE_STEPS = 24
 MAX_BISECT_ROUNDS = 3
+MAX_TIE_READ_PAGES = 10
+"""A tie group too long for a page is read through (to name precisely what stays unproven) up to this
+many pages long."""
 MASS_DELETION = 3
 """More deletions than this proven by one request (or any by an empty page) need a later request agreeing
 (see `SyncEngine._confirm_mass_deletions`)."""
@@ -580,9 +583,11 @@ class SyncEngine:
     def _read_tie_group(self, state: AssetState, moment: int, believed: BelievedList) -> None:
         """Read a tie group too long for a page through, from just above where it is believed to start
         to its first older asset: every asset of the group listed throughout is seen, so what stays
-        unseen is what the report names (`_report_long_ties`)."""
+        unseen is what the report names (`_report_long_ties`). Only a group of at most
+        `MAX_TIE_READ_PAGES` pages: for a longer one the report counts its unread members too."""
         start = max(0, believed.position((moment, HIGHEST[1])) - 1)
-        self._read_list(state, stop_below_us=moment, start=start)
+        if believed.position((moment - 1, HIGHEST[1])) - start <= MAX_TIE_READ_PAGES * (MAX_PAGE_SIZE - 1):
+            self._read_list(state, stop_below_us=moment, start=start)
 
     def _ends_list(self, state: AssetState, page: AssetPage, offset: int, seq: int) -> bool:
         """Whether `page` (request `seq`) is the list's last, proven by an empty page just past it (one
