@@ -76,8 +76,11 @@ def test_materializing_a_partition_syncs_the_project(emulator: Emulator, instanc
     metadata = materializations(result)[project_id].metadata
     assert metadata["dagster/partition_row_count"].value == world.count(project_id)
     assert metadata["dagster/row_count"].value == world.count(project_id)
-    assert metadata["dagster/table_name"].value == "roughy.assets"
-    assert "state" in [c.name for c in metadata["dagster/column_schema"].schema.columns]
+    # the table's name and column schema are definition metadata, not repeated in each partition's event
+    assert "dagster/column_schema" not in metadata
+    spec = next(s for s in roughy_sync_assets.specs if s.key == ASSETS)
+    assert spec.metadata["dagster/table_name"] == "roughy.assets"
+    assert "state" in [c.name for c in spec.metadata["dagster/column_schema"].columns]
     assert metadata["new"].value == world.count(project_id) and metadata["requests"].value > 0
     assert metadata["counts_by_state"].value["ready"] == world.count(project_id, "ready")
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}

@@ -23,6 +23,11 @@ from .resource import RoughyResource
 from .tables import ASSETS_TABLE, COLUMN_SCHEMA, EVENTS_TABLE, SYNC_RUNS_TABLE, TABLES, RoughyTable
 from .translator import DagsterRoughyTranslator
 
+try:  # where a step keeps the metadata `context.add_asset_metadata` adds (see `add_partition_metadata`)
+    from dagster._core.execution.context.metadata_logging import AssetMetadataHandle as _AssetMetadataHandle
+except ImportError:  # pragma: no cover - another Dagster release: the public call is used
+    _AssetMetadataHandle = None  # type: ignore[assignment,misc]
+
 ASSETS_KEY = dg.AssetKey(["roughy", "assets"])
 PROJECTS_NAME = "roughy_projects"
 PROJECTS = dg.DynamicPartitionsDefinition(name=PROJECTS_NAME)
@@ -230,6 +235,7 @@ class RunSync:
     reports: dict[str, SyncReport]
     requests: int
     account_totals: dict[str, int] | None = None
+    duration_seconds: float = 0.0
 
 
 def sync_projects(
@@ -247,12 +253,17 @@ def sync_projects(
     """
     if len(project_ids) == 1:  # one partition, by hand or not: just that project
         report = sync_project(client, database, project_ids[0], full_refresh=full_refresh)
-        return RunSync({project_ids[0]: report}, report.requests)
+        return RunSync({project_ids[0]: report}, report.requests, duration_seconds=report.duration_seconds)
     account = sync_account(
         client, database, project_ids=None if every else project_ids, full_refresh=full_refresh
     )
     reports = {project: account.projects[project] for project in project_ids if project in account.projects}
-    return RunSync(reports, account.requests, dict(account.remote_totals) if every else None)
+    return RunSync(
+        reports,
+        account.requests,
+        dict(account.remote_totals) if every else None,
+        duration_seconds=account.duration_seconds,
+    )
 
 
 def sync_and_materialize(
@@ -263,7 +274,7 @@ def sync_and_materialize(
     One run is one sync, whatever the number of partitions: `sync_project` for one partition, else one
     `sync_account` pass over the account-wide lists. All three tables are written (one transaction); the
     run records those it selected. Each partition of each recorded table gets its project's figures as
-    metadata (`context.add_asset_metadata`), so the UI shows every project's status even when one run
+    metadata (`add_partition_metadata`), so the UI shows every project's status even when one run
     synced hundreds. The checks compare the stored rows with the totals the sync itself read: no request
     is made per project.
     """
@@ -274,7 +285,7 @@ def sync_and_materialize(
         f"synced {len(synced.reports)} of {len(projects)} project partitions in one pass: {synced.requests} "
         f"requests, {sum(r.new for r in synced.reports.values())} new, "
         f"{sum(r.changed for r in synced.reports.values())} changed, "
-        f"{sum(r.deleted for r in synced.reports.values())} deleted"
+        f"{sum(r.deleted for r in synced.reports.values())} deleted, in {synced.duration_seconds:.2f} s"
     )
     missing = sorted(set(projects) - set(synced.reports))
     if missing:
@@ -284,12 +295,11 @@ def sync_and_materialize(
     # One transaction writes all three tables; a run that selected some records those.
     selected = {name: key for name, key in keys.items() if key in context.selected_asset_keys}
     store = AssetStore(database)
-    for table_name, per_project in materialization_metadata(store, synced.reports).items():
-        if table_name in selected:
-            for project, metadata in per_project.items():
-                context.add_asset_metadata(metadata, asset_key=selected[table_name], partition_key=project)
-    for key in selected.values():
-        yield dg.MaterializeResult(asset_key=key)
+    metadata = materialization_metadata(store, synced.reports)
+    for table_name, key in selected.items():
+        add_partition_metadata(context, key, metadata.per_partition[table_name])
+    for table_name, key in selected.items():
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata.per_table[table_name])
     checked = {key.name for key in context.selected_asset_check_keys}
     results = run_checks(
         store, synced.reports, asset_key=keys[ASSETS_TABLE.name], account_totals=synced.account_totals
@@ -303,10 +313,22 @@ def _in_projects(column: str = "project_id") -> str:
     return f"{column} IN (SELECT CAST(unnest(?::VARCHAR[]) AS UUID))"
 
 
-def materialization_metadata(
-    store: AssetStore, reports: Mapping[str, SyncReport]
-) -> dict[str, dict[str, dict[str, Any]]]:
-    """Metadata per table, then per project: Dagster's table metadata plus the sync's own figures."""
+@dataclass(frozen=True)
+class MaterializationMetadata:
+    """What a run records with each table's materializations: the same for every partition, and per project.
+
+    `per_table[table]` (whole-table row count, the database paths) goes once into the table's
+    `MaterializeResult`; `per_partition[table][project]` (the project's row count and sync figures) into
+    the project's partition. Each table's name and column schema are definition metadata (the translator's
+    spec), not repeated in every partition's event.
+    """
+
+    per_table: dict[str, dict[str, Any]]
+    per_partition: dict[str, dict[str, dict[str, Any]]]
+
+
+def materialization_metadata(store: AssetStore, reports: Mapping[str, SyncReport]) -> MaterializationMetadata:
+    """The metadata of the run's materializations: Dagster's row counts plus the sync's own figures."""
     projects = list(reports)
     with store.connect(read_only=True) as connection:
         (live_rows,) = connection.execute(
@@ -328,47 +350,68 @@ def materialization_metadata(
                 [projects],
             ).fetchall()
         )
-    database = dg.MetadataValue.path(store.database)
-    # what readers open (read-only): the latest published copy, never the file syncs write
-    query_database = dg.MetadataValue.path(str(latest_path(store.database)))
-    return {
-        ASSETS_TABLE.name: {
-            project: {
-                "dagster/row_count": int(live_rows),
-                "dagster/partition_row_count": report.live_rows,
-                "dagster/table_name": ASSETS_TABLE.table_name,
-                "dagster/column_schema": ASSETS_TABLE.column_schema,
-                **sync_figures(report),
-                "database": database,
-                "query_database": query_database,
-            }
-            for project, report in reports.items()
-        },
-        EVENTS_TABLE.name: {
-            project: {
-                "dagster/row_count": int(event_rows),
-                "dagster/partition_row_count": int(events_by_project.get(project, 0)),
-                "dagster/table_name": EVENTS_TABLE.table_name,
-                "dagster/column_schema": EVENTS_TABLE.column_schema,
-                "sync_id": report.sync_id,
-                "database": database,
-                "query_database": query_database,
-            }
-            for project, report in reports.items()
-        },
-        SYNC_RUNS_TABLE.name: {
-            project: {
-                "dagster/row_count": int(sync_rows),
-                "dagster/partition_row_count": int(syncs_by_project.get(project, 0)),
-                "dagster/table_name": SYNC_RUNS_TABLE.table_name,
-                "dagster/column_schema": SYNC_RUNS_TABLE.column_schema,
-                "sync_id": report.sync_id,
-                "database": database,
-                "query_database": query_database,
-            }
-            for project, report in reports.items()
-        },
+    files = {
+        "database": dg.MetadataValue.path(store.database),
+        # what readers open (read-only): the latest published copy, never the file syncs write
+        "query_database": dg.MetadataValue.path(str(latest_path(store.database))),
     }
+    return MaterializationMetadata(
+        per_table={
+            ASSETS_TABLE.name: {"dagster/row_count": int(live_rows), **files},
+            EVENTS_TABLE.name: {"dagster/row_count": int(event_rows), **files},
+            SYNC_RUNS_TABLE.name: {"dagster/row_count": int(sync_rows), **files},
+        },
+        per_partition={
+            ASSETS_TABLE.name: {
+                project: {"dagster/partition_row_count": report.live_rows, **sync_figures(report)}
+                for project, report in reports.items()
+            },
+            EVENTS_TABLE.name: {
+                project: {
+                    "dagster/partition_row_count": int(events_by_project.get(project, 0)),
+                    "sync_id": report.sync_id,
+                }
+                for project, report in reports.items()
+            },
+            SYNC_RUNS_TABLE.name: {
+                project: {
+                    "dagster/partition_row_count": int(syncs_by_project.get(project, 0)),
+                    "sync_id": report.sync_id,
+                }
+                for project, report in reports.items()
+            },
+        },
+    )
+
+
+def add_partition_metadata(
+    context: dg.AssetExecutionContext, key: dg.AssetKey, by_partition: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """`context.add_asset_metadata(metadata, asset_key=key, partition_key=p)` for every partition, in O(N).
+
+    Dagster checks each such call against the run's partition range by reading the dynamic partitions from
+    the instance (three storage queries per call, each listing every partition), so N calls cost O(N²):
+    minutes for 1,000 projects x 3 tables on a SQLite instance (`bench/cycle.py`). Here the partitions
+    are checked once against `context.partition_keys`, and the metadata is added to the step's in one
+    update. Should Dagster's internals differ (another release), the public call is made for each.
+    """
+    unknown = sorted(set(by_partition) - set(context.partition_keys))
+    if unknown:
+        raise dg.DagsterInvariantViolationError(
+            f"metadata for {len(unknown)} partition(s) this run does not target, e.g. {unknown[0]!r}"
+        )
+    step: Any = getattr(context.op_execution_context, "_step_execution_context", None)
+    accumulator: Any = getattr(step, "_metadata_accumulator", None)
+    current = getattr(accumulator, "per_output_metadata", None)
+    if _AssetMetadataHandle is None or not isinstance(current, Mapping) or key not in context.assets_def.keys:
+        for partition, metadata in by_partition.items():
+            context.add_asset_metadata(dict(metadata), asset_key=key, partition_key=partition)
+        return
+    merged = dict(current)
+    for partition, metadata in by_partition.items():
+        handle = _AssetMetadataHandle(asset_key=key, partition_key=partition)
+        merged[handle] = {**merged.get(handle, {}), **metadata}
+    step._metadata_accumulator = type(accumulator)(per_output_metadata=merged)
 
 
 def sync_figures(report: SyncReport) -> dict[str, Any]:

@@ -27,11 +27,16 @@ PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def build_sync_job(assets: dg.AssetsDefinition = roughy_sync_assets) -> "UnresolvedAssetJobDefinition":
-    """`roughy_sync_job`: the named job that syncs the project partitions it is launched for."""
+    """`roughy_sync_job`: the named job that syncs the project partitions it is launched for.
+
+    Its one step runs in the run's own process (`in_process_executor`): a step process of its own (the
+    default multiprocess executor) would only add a Python start and Dagster's imports to every cycle.
+    """
     return dg.define_asset_job(
         SYNC_JOB_NAME,
         selection=dg.AssetSelection.assets(assets) | dg.AssetSelection.checks_for_assets(assets),
         description="Sync Roughy projects into DuckDB: any set of project partitions in one run.",
+        executor_def=dg.in_process_executor,
     )
 
 
