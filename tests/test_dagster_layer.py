@@ -7,6 +7,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from roughy_dagster import RoughyResource, sync_project
+from roughy_dagster.dagster_layer import assets as assets_module
 from roughy_dagster.dagster_layer.assets import (
     PROJECTS,
     DagsterRoughyTranslator,
@@ -241,6 +242,48 @@ def test_a_schedule_tick_is_one_run_for_every_project(emulator: Emulator, instan
     assert len(checks) == 5 and all(c.passed for c in checks)
     assert all(c.metadata["projects_checked"].value == 3 for c in checks)
     assert len(instance.get_runs()) == 1
+
+
+def test_per_partition_metadata_is_added_in_one_step(emulator: Emulator, instance, resources, monkeypatch):
+    """Dagster's `add_asset_metadata` lists every dynamic partition on each call (O(N^2) over a run of N
+    partitions); the layer adds a run's per-partition metadata in one step, with the same result as the
+    public call it falls back to when Dagster's internals differ."""
+    world = emulator.world
+    instance.add_dynamic_partitions(PROJECTS.name, list(world.projects))
+    calls: list[str | None] = []
+    public = dg.AssetExecutionContext.add_asset_metadata
+
+    def counted(self, metadata, asset_key=None, partition_key=None):
+        calls.append(partition_key)
+        return public(self, metadata, asset_key=asset_key, partition_key=partition_key)
+
+    monkeypatch.setattr(dg.AssetExecutionContext, "add_asset_metadata", counted)
+    tags = {
+        "dagster/asset_partition_range_start": world.projects[0],
+        "dagster/asset_partition_range_end": world.projects[-1],
+    }
+
+    def partition_row_counts() -> dict:
+        result = dg.materialize([roughy_sync_assets], instance=instance, resources=resources, tags=tags)
+        assert result.success
+        return {
+            key.path[-1]: {
+                project: m.metadata["dagster/partition_row_count"].value
+                for project, m in materializations(result, key).items()
+            }
+            for key in (ASSETS, EVENTS, SYNC_RUNS)
+        }
+
+    in_one_step = partition_row_counts()
+    assert calls == []
+    monkeypatch.setattr(assets_module, "_AssetMetadataHandle", None)
+    one_call_each = partition_row_counts()
+    assert sorted(calls) == sorted(world.projects * 3)
+    live = {project: world.count(project) for project in world.projects}
+    assert in_one_step["assets"] == one_call_each["assets"] == live
+    assert in_one_step["sync_runs"] == dict.fromkeys(world.projects, 1)
+    assert one_call_each["sync_runs"] == dict.fromkeys(world.projects, 2)
+    assert in_one_step["asset_events"] == one_call_each["asset_events"]
 
 
 def test_configured_projects_are_static_partitions_and_one_run(emulator: Emulator, instance):
