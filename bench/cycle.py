@@ -77,6 +77,12 @@ class Daemon:
             start_new_session=True,
         )
 
+    def alive(self) -> bool:
+        """True while the daemon runs; raises, pointing at its log, once it has stopped."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"dagster-daemon exited with {self.process.returncode}: see {self.log.name}")
+        return True
+
     def stop(self) -> None:
         for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
             try:
@@ -145,22 +151,25 @@ def cycle(
         wait_for(lambda: time.time() >= moment - 5, "the tick's minute", timeout=moment - time.time() + 5)
         before = requests_made(base_url)
         (run,) = wait_for(
-            lambda: [r for r in schedule_runs(instance) if r.run_id not in known],
+            lambda: daemon.alive() and [r for r in schedule_runs(instance) if r.run_id not in known],
             "the schedule's tick to create a run",
             timeout=timeout,
         )
         state = schedule_state(instance)
         instance.stop_schedule(state.instigator_origin_id, state.selector_id)
         run = wait_for(
-            lambda: (r := instance.get_run_by_id(run.run_id)) is not None and r.status in TERMINAL and r,
+            lambda: (
+                daemon.alive()
+                and (r := instance.get_run_by_id(run.run_id)) is not None
+                and r.status in TERMINAL
+                and r
+            ),
             "the run to end",
             timeout=timeout,
         )
         requests = requests_made(base_url) - before
     finally:
         daemon.stop()
-    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=10)
-    tick = next(t for t in ticks if run.run_id in t.run_ids)
     record = instance.get_run_record_by_id(run.run_id)
     assert record is not None
     runs = len([r for r in schedule_runs(instance) if r.run_id not in known])
@@ -168,7 +177,7 @@ def cycle(
         "status": run.status.value,
         "requests": requests,
         "runs": runs,
-        "phases": phases(instance, run.run_id, tick.timestamp, record.create_timestamp.timestamp()),
+        "phases": phases(instance, run.run_id, moment, record.create_timestamp.timestamp()),
     }
 
 
@@ -179,6 +188,7 @@ def phases(instance: dg.DagsterInstance, run_id: str, scheduled: float, created:
     counts: dict[str, int] = {}
     synced_at = None
     sync_seconds = None
+    failure = None
     for entry in instance.all_logs(run_id):
         if entry.dagster_event is None:
             if entry.user_message.startswith("synced ") and synced_at is None:
@@ -186,6 +196,10 @@ def phases(instance: dg.DagsterInstance, run_id: str, scheduled: float, created:
                 sync_seconds = _sync_seconds(entry.user_message)
             continue
         kind = entry.dagster_event.event_type_value
+        if kind == "PIPELINE_FAILURE":
+            data = entry.dagster_event.event_specific_data
+            reason = getattr(getattr(data, "failure_reason", None), "value", None)
+            failure = f"{reason or 'failed'}: {entry.user_message}".strip(": ")
         first.setdefault(kind, entry.timestamp)
         last[kind] = entry.timestamp
         counts[kind] = counts.get(kind, 0) + 1
@@ -205,7 +219,7 @@ def phases(instance: dg.DagsterInstance, run_id: str, scheduled: float, created:
         "step_success": last.get("STEP_SUCCESS"),
         "end": end,
     }
-    return {"marks": marks, "counts": counts, "sync_seconds": sync_seconds}
+    return {"marks": marks, "counts": counts, "sync_seconds": sync_seconds, "failure": failure}
 
 
 def _sync_seconds(message: str) -> float | None:
@@ -263,6 +277,8 @@ def report(name: str, result: dict[str, Any], floor: dict[str, Any] | None) -> N
         f"{counts.get('ASSET_CHECK_EVALUATION', 0)} check evaluations, "
         f"{sum(counts.values())} Dagster events"
     )
+    if result["phases"]["failure"]:
+        print(f"  the run failed: {result['phases']['failure']}")
     total = span(marks, "scheduled", "end") or 0.0
     print(f"  {'phase':<80} {'seconds':>8} {'share':>6}" + (f" {'x bare':>7}" if floor else ""))
     for label, start, end in ROWS:
@@ -291,6 +307,11 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=10, help="changes, then a third cycle")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take")
     parser.add_argument("--keep", action="store_true", help="keep the temporary DAGSTER_HOME and database")
+    parser.add_argument(
+        "--planned-subset",
+        action="store_true",
+        help="DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1: a planned event per table, not partition",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))  # run the cleanups on `kill`
 
@@ -300,6 +321,27 @@ def main() -> None:
     shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
     database = str(folder / "roughy.duckdb")
     print(f"world: {args.projects} projects x {args.assets} assets; DAGSTER_HOME={home}", flush=True)
+    settings = "planned events: " + (
+        "one per table (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1)"
+        if args.planned_subset
+        else "one per partition and table (Dagster's default)"
+    )
+    print(settings, flush=True)
+    results, floors = measure(args, home, folder, database)
+    print(f"\n{args.projects} projects x {args.assets} assets; {settings}")
+    print(f"load average {os.getloadavg()[0]:.1f} (1 min) at the end")
+    for name, result, against in results:
+        report(name, result, against)
+    times = ", ".join(f"{f['seconds']:.2f}" for f in floors)
+    print(f"\nbare sync_account, 3 quiet runs (s): {times}")
+    if args.keep:
+        print(f"kept {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, home: Path, folder: Path, database: str) -> tuple[list, list]:
+    """The cycles, against one emulator: first load, quiet, and after random changes."""
     seeding = time.perf_counter()
     with emulator_process(projects=args.projects, assets=args.assets) as base_url:
         print(f"emulator up in {time.perf_counter() - seeding:.0f} s at {base_url}", flush=True)
@@ -311,12 +353,14 @@ def main() -> None:
             "ROUGHY_DUCKDB_PATH": database,
             "ROUGHY_RECONCILE_CRON": "0 0 1 1 *",
         }
+        if args.planned_subset:
+            env["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "1"
         env.pop("ROUGHY_AUTOMATION_RUNNING", None)  # schedules and sensors stay off; the bench starts one
         os.environ["DAGSTER_HOME"] = str(home)
         with dg.DagsterInstance.get() as instance:
             projects = control(base_url, "projects")["projects"]
             instance.add_dynamic_partitions("roughy_projects", projects)
-            results = []
+            results: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
             first = cycle(instance, env, base_url, folder, "first", args.timeout)
             results.append(("first load", first, None))
             print(f"first load: {first['status']}, load average {os.getloadavg()[0]:.1f}", flush=True)
@@ -329,15 +373,7 @@ def main() -> None:
                 control(base_url, "changes", {"count": args.changes})
                 changed = cycle(instance, env, base_url, folder, "changes", args.timeout)
                 results.append((f"cycle after {args.changes} random changes", changed, floor))
-    print(f"\n{args.projects} projects x {args.assets} assets; load average {os.getloadavg()[0]:.1f} (1 min)")
-    for name, result, against in results:
-        report(name, result, against)
-    times = ", ".join(f"{f['seconds']:.2f}" for f in floors)
-    print(f"\nbare sync_account, 3 quiet runs (s): {times}")
-    if args.keep:
-        print(f"kept {folder}")
-    else:
-        shutil.rmtree(folder, ignore_errors=True)
+    return results, floors
 
 
 if __name__ == "__main__":
