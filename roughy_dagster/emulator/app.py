@@ -58,6 +58,14 @@ class EmulatorApp:
         """A broken server: every page is served from offset 0, whatever `offset` asks."""
         self.max_page_items: int | None = None
         """Short pages: at most this many items per page whatever `limit` asks (the spec allows it)."""
+        self.offset_shift = 0
+        """A broken server: `offset=N` is served from `max(0, N + offset_shift)` (off by one, or two)."""
+        self.rotating = False
+        """A broken server: the offset is taken modulo the filter's count and pages wrap around to the
+        newest item, so every offset shows items (a tie group served in rotation never ends)."""
+        self.total_for: Callable[[dict[str, str], int], int] | None = None
+        """A per-request lie about `total`: called with the query and the true count, it returns the
+        `total` sent, any integer (negative too: `total_bias` never sends one below 0)."""
 
     # -- ASGI ----------------------------------------------------------------------------------------------
 
@@ -125,11 +133,13 @@ class EmulatorApp:
             await _send_error(send, 404, "not_found", "Project not found.", request_id)
             return
         served = limit if self.max_page_items is None else max(0, min(limit, self.max_page_items))
-        items, total = self.world.page(project_id, state, served, 0 if self.ignore_offset else offset)
+        items, total = self._page(project_id, state, served, offset)
         if fault is not None and fault.kind == "empty_page":
             items, total = [], 0
         bias = self.total_bias.get(state, self.total_bias.get("*", 0))
         total = max(0, total + bias)
+        if self.total_for is not None:
+            total = self.total_for(query, total)
         body = (
             b'{"items":['
             + b",".join(items)
@@ -155,6 +165,25 @@ class EmulatorApp:
         if fault is not None and fault.kind not in ("slow", "empty_page"):  # answers that parse as given
             body = _break_body(fault.kind, body)
         await _send(send, 200, body, request_id)
+
+    def _page(
+        self, project_id: str | None, state: str | None, limit: int, offset: int
+    ) -> tuple[list[bytes], int]:
+        """The items served for one request and the true count, with the offset as the server's bugs
+        (`ignore_offset`, `offset_shift`, `rotating`) take it."""
+        if self.ignore_offset:
+            offset = 0
+        offset = max(0, offset + self.offset_shift)
+        if not self.rotating:
+            return self.world.page(project_id, state, limit, offset)
+        count = self.world.count(project_id, state)
+        if count == 0:
+            return [], 0
+        items, total = self.world.page(project_id, state, limit, offset % count)
+        while len(items) < min(limit, count):
+            more, total = self.world.page(project_id, state, min(limit, count) - len(items), 0)
+            items += more
+        return items, total
 
     async def _inject(self, fault: Fault, send: Send, request_id: str) -> bool:
         """Apply a fault; True when the response was sent (or the connection dropped) here."""

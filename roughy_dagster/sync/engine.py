@@ -214,6 +214,7 @@ class SyncEngine:
                 self._suspect_edge_ties(state)
             unresolved = self._resolve_moved_assets()
         unresolved |= self._confirm_mass_deletions()
+        unresolved |= self._withhold_uncounted_deletions()
         mismatched = self._mismatched_states()
         for state in mismatched:
             long_ties = self._tie_doubts.get(state, {})  # named more precisely by `_report_long_ties`
@@ -513,6 +514,45 @@ class SyncEngine:
                 "request (the server answered inconsistently); those assets stay stored as they were"
             )
         return {asset_id for asset_id in withdrawn if asset_id not in self.sightings}
+
+    def _withhold_uncounted_deletions(self) -> set[str]:
+        """Withhold every deletion proven by a list whose remote `total` exceeds what the sync can account
+        for; return the withheld ids.
+
+        Such a list claims assets the sync could not place, and a deleted-looking asset may be one of them:
+        a server answering `offset=N` with the items from `N+1` shows a list whose newest asset is "gone"
+        while its `total` still counts it. A proof of absence is only as good as the list it comes from, so
+        no deletion rests on a list the sync's own count contradicts; it stays stored as it was (the next
+        sync, from a list that adds up, records it) and the report names the list and how many were held.
+        """
+        uncounted = [
+            state
+            for state in STATE_FLOW
+            if state in self.totals and self.totals[state] > self.belief.counts[state]
+        ]
+        if not uncounted:
+            return set()
+        withheld: dict[AssetState, int] = {}
+        held: set[str] = set()
+        for asset_id in list(self.deletions):
+            asset = self.belief.stored.get(asset_id)
+            if asset is None:
+                continue
+            proving = [state for state in uncounted if state in REACHABLE[asset.state]]
+            if not proving:
+                continue
+            del self.deletions[asset_id]
+            self._proofs.pop(asset_id, None)
+            self.belief.move(None, asset.state)
+            held.add(asset_id)
+            withheld[proving[0]] = withheld.get(proving[0], 0) + 1
+        for state, count in withheld.items():
+            self._doubt(
+                f"{state.value}: {count} deletion{'' if count == 1 else 's'} withheld: the list's remote "
+                f"total ({self.totals[state]}) is more than the assets the sync can account for, so its "
+                "pages cannot prove an asset gone (the next sync records a real deletion)"
+            )
+        return held
 
     def _read_around(self, state: AssetState, assets: Iterable[LocalAsset]) -> None:
         """Fetch pages of `state` that bracket each asset's key (or show the asset)."""
