@@ -7,6 +7,8 @@ listed throughout a walk that says it is `sure` is never skipped.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roughy_dagster.client import AssetPage, AssetState, AssetSummary
-from roughy_dagster.client.paging import RequestBudget, WalkPage, walk_list
+from roughy_dagster.client.paging import ListWalk, RequestBudget, WalkPage, walk_list, walk_together
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 PROJECT = "019de7f5-7e21-7402-92a8-1c0e1fa84411"
@@ -203,3 +205,147 @@ def test_iter_assets_never_silently_skips_an_asset_listed_throughout():
     assert len(yielded) == len(set(yielded))
     assert before & after <= set(yielded)
     assert walk.complete or walk.shifted
+
+
+class SharedLog:
+    """Requests of several fake lists in the order they were answered, and the most in flight at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.answered: list[tuple[str, int, int]] = []  # (list name, offset, items)
+        self.in_flight = self.most_in_flight = 0
+
+    def fetching(self, name: str, fake: FakeList, pause: float = 0.002):
+        def fetch(offset: int, limit: int) -> AssetPage:
+            with self.lock:
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                time.sleep(pause)  # a short wait, so that requests sent together overlap
+                page = fake.fetch(offset, limit)
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+                    self.answered.append((name, offset, len(page.items)))
+            return page
+
+        return fetch
+
+
+def lists_of(sizes: dict[str, int]) -> dict[str, FakeList]:
+    return {
+        name: FakeList([asset(10_000 * number + i) for i in range(size)])
+        for number, (name, size) in enumerate(sizes.items())
+    }
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+def test_several_lists_walked_together_are_each_read_whole_in_order(concurrency):
+    fakes = lists_of({"a": 0, "b": 7, "c": 100, "d": 1234, "e": 301})
+    log = SharedLog()
+    budget = RequestBudget(1000)
+    walks = [ListWalk(log.fetching(n, f), budget=budget, concurrency=concurrency) for n, f in fakes.items()]
+    pages: dict[int, list[WalkPage]] = {index: [] for index in range(len(walks))}
+    for index, read in walk_together(walks):
+        pages[index].append(read)
+    for index, (name, fake) in enumerate(fakes.items()):
+        assert seen_ids(pages[index]) == {a.id for a in fake.items}, name
+        offsets = [page.offset for page in pages[index]]
+        assert offsets == sorted(offsets)
+        assert walks[index].result.complete and walks[index].result.reached_end
+        assert walks[index].result.requests == len(fake.requests)
+    assert budget.spent == sum(len(f.requests) for f in fakes.values())
+    assert log.most_in_flight <= concurrency
+    if concurrency > 1:
+        assert log.most_in_flight > 1
+
+
+def test_lists_walked_together_prove_their_ends_after_every_page_of_every_list():
+    """The end barrier: each list's empty page past its end is requested only once every list has read
+    its pages, so that the `total`s it returns are taken after them all."""
+    fakes = lists_of({"small": 5, "big": 800, "mid": 150})
+    log = SharedLog()
+    walks = [ListWalk(log.fetching(n, f), budget=RequestBudget(100), concurrency=4) for n, f in fakes.items()]
+    list(walk_together(walks))
+    ends = [at for at, (name, offset, items) in enumerate(log.answered) if items == 0]
+    others = [at for at, (name, offset, items) in enumerate(log.answered) if items]
+    assert len(ends) == 3
+    assert min(ends) > max(others)
+
+
+def test_small_lists_walked_together_keep_several_in_flight_across_lists():
+    """Lists of one page each cannot overlap their own requests: several in flight means across lists."""
+    fakes = lists_of({name: 40 for name in "abcde"})
+    log = SharedLog()
+    walks = [ListWalk(log.fetching(n, f), budget=RequestBudget(100), concurrency=8) for n, f in fakes.items()]
+    list(walk_together(walks))
+    assert log.most_in_flight > 1
+    assert all(len(f.requests) == 2 for f in fakes.values())  # its page, and the empty one past it
+
+
+def test_an_error_in_one_walk_stops_every_walk_and_leaves_no_thread():
+    fakes = lists_of({"a": 900, "b": 900, "c": 900})
+    log = SharedLog()
+
+    def failing(offset: int, limit: int) -> AssetPage:
+        if offset >= 297:
+            raise RuntimeError("the server broke")
+        return log.fetching("c", fakes["c"])(offset, limit)
+
+    threads_before = threading.active_count()
+    walks = [
+        ListWalk(log.fetching("a", fakes["a"]), budget=RequestBudget(100), concurrency=4),
+        ListWalk(log.fetching("b", fakes["b"]), budget=RequestBudget(100), concurrency=4),
+        ListWalk(failing, budget=RequestBudget(100), concurrency=4),
+    ]
+    with pytest.raises(RuntimeError, match="the server broke"):
+        list(walk_together(walks))
+    assert threading.active_count() == threads_before
+    answered = len(log.answered)
+    time.sleep(0.02)
+    assert len(log.answered) == answered  # nothing still in flight
+
+
+def test_leaving_a_group_early_ends_every_walk():
+    fakes = lists_of({"a": 2000, "b": 2000})
+    log = SharedLog()
+    walks = [ListWalk(log.fetching(n, f), budget=RequestBudget(100), concurrency=4) for n, f in fakes.items()]
+    threads_before = threading.active_count()
+    together = walk_together(walks)
+    for count, _ in enumerate(together):
+        if count == 3:
+            break
+    together.close()
+    assert threading.active_count() == threads_before
+    assert all(len(f.requests) < 30 for f in fakes.values())
+
+
+def test_a_shared_budget_bounds_lists_walked_together():
+    fakes = lists_of({"a": 3000, "b": 3000, "c": 3000})
+    budget = RequestBudget(17)
+    walks = [ListWalk(f.fetch, budget=budget, concurrency=8) for f in fakes.values()]
+    list(walk_together(walks))
+    assert sum(len(f.requests) for f in fakes.values()) == budget.spent <= 17
+    assert all(not walk.result.complete and "budget" in walk.result.reason for walk in walks)
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_a_first_load_reads_its_lists_at_once_seen_at_the_emulator(tmp_path, concurrency):
+    """Every list of this project fits one page, so a list alone has one request in flight at a time:
+    more than one at the emulator means the lists were read at once (and `concurrency=1` never does)."""
+    from roughy_dagster import sync_project
+    from roughy_dagster.client import RoughyClient
+    from roughy_dagster.emulator import Emulator, World
+
+    world = World.seeded(seed=5, projects=1, assets_per_project=90)
+    project = world.projects[0]
+    with (
+        Emulator(world, latency_ms=20) as emulator,
+        RoughyClient(emulator.api_key, emulator.base_url) as client,
+    ):
+        report = sync_project(client, tmp_path / "first.duckdb", project, concurrency=concurrency)
+        states = {query.get("state") for query in emulator.request_log}
+        most = emulator.most_in_flight
+    assert report.verified and report.new == 90
+    assert len(states) == 5
+    assert most == 1 if concurrency == 1 else most > 1

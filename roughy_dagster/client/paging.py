@@ -18,21 +18,31 @@ list (one project or the whole account, one state or all) from `start` down:
   item per page, or a tie group longer than a page all end, within the budget.
 - **Watermark.** With `stop_below_us`, the walk stops after the first page whose last item is older.
 - **In flight.** With `concurrency` > 1 (whole-list reads only), up to that many pages are requested at
-  predicted offsets (a pipeline: each page used frees a slot), each still overlapping the one before;
-  where a page does not join up the walk reads on one page at a time. Retries (429s) halve the pages
-  kept in flight.
+  predicted offsets (a pipeline: each page answered frees a slot), each still overlapping the one
+  before; where a page does not join up the walk reads on one page at a time. Retries (429s) halve the
+  requests kept in flight.
+- **Several lists at once.** `walk_together` walks several lists in one `Pipeline`: `concurrency`
+  requests in flight across all of them (first pages, windows and end proofs alike), each list's pages
+  handed over in its own order. No list proves its end until every list of the group has read its
+  pages (an end barrier), so the `total`s of those last requests are all taken after every page: an
+  asset that moved between two lists while they were read, and so was seen in neither, still shows as
+  a count the caller can check.
 
-`ListWalk` yields every page, in list order, as a `WalkPage` (`walk_list` hands each to a callback);
-the caller records what it proves. The walk's `WalkResult` says whether it could be sure that nothing
+`ListWalk` yields every page, in list order, as a `WalkPage` (`walk_list` hands each to a callback,
+`walk_together` yields the pages of several walks, each tagged with its walk); the caller records what
+it proves. The walk's `WalkResult` says whether it could be sure that nothing
 listed throughout was skipped (`sure`) and, if not, why (`reason`).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -148,6 +158,144 @@ class _OutOfBudget(Exception):
     pass
 
 
+class _Stopped(Exception):
+    """The group a walk belongs to was stopped (its consumer left or another walk failed)."""
+
+
+_POLL_SECONDS = 0.05
+"""How often a thread blocked on a group (a slot, the end barrier, a full hand-over queue) checks that
+the group was not stopped meanwhile."""
+
+
+class Pipeline:
+    """The requests one or several walks keep in flight: at most `limit` at once, on a pool of threads.
+
+    `limit` starts at `concurrency` and halves each time `retries()` (a counter of retried requests:
+    429s, 503s) has grown since last looked (`note_retries`), down to one. Safe across threads.
+    """
+
+    def __init__(self, concurrency: int, retries: Callable[[], int] | None = None) -> None:
+        self.concurrency = max(1, concurrency)
+        self.limit = self.concurrency
+        self.retries = retries
+        self._retries_seen = retries() if retries is not None else 0
+        self._active = 0
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _acquire(self) -> None:
+        with self._changed:
+            while self._active >= self.limit and not self._stopped:
+                self._changed.wait(_POLL_SECONDS)
+            if self._stopped:
+                raise _Stopped
+            self._active += 1
+
+    def _release(self, _: object = None) -> None:
+        with self._changed:
+            self._active -= 1
+            self._changed.notify_all()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one slot while the block sends a request in the calling thread (waits for a free one)."""
+        self._acquire()
+        try:
+            yield
+        finally:
+            self._release()
+
+    def submit(self, fetch: Fetch, offset: int, limit: int) -> Future[AssetPage]:
+        """Send `fetch(offset, limit)` on the pool once a slot is free; the slot frees when it is answered."""
+        self._acquire()
+        if self._pool is None:
+            with self._changed:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="roughy-page")
+        try:
+            future = self._pool.submit(fetch, offset, limit)
+        except BaseException:
+            self._release()
+            raise
+        future.add_done_callback(self._release)
+        return future
+
+    def note_retries(self) -> None:
+        """Halve `limit` when requests were retried since last looked."""
+        if self.retries is None:
+            return
+        seen = self.retries()
+        with self._changed:
+            if seen > self._retries_seen:
+                self.limit = max(1, self.limit // 2)
+            self._retries_seen = max(seen, self._retries_seen)
+
+    def stop(self) -> None:
+        """Make every thread waiting for a slot raise `_Stopped`."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """Stop the pool's threads (requests already sent are waited for; queued ones are dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class _Group:
+    """What the walks of one `walk_together` share: who is still reading pages (the end barrier) and
+    whether the group was stopped."""
+
+    def __init__(self, count: int) -> None:
+        self.reading = set(range(count))
+        self.stopped = False
+        self._changed = threading.Condition()
+
+    def end_turn(self, index: int) -> None:
+        """Walk `index` is ready to prove its end: wait until no walk of the group still reads pages."""
+        with self._changed:
+            self.reading.discard(index)
+            self._changed.notify_all()
+            while self.reading and not self.stopped:
+                self._changed.wait(_POLL_SECONDS)
+            if self.stopped:
+                raise _Stopped
+
+    def resume(self, index: int) -> None:
+        """Walk `index` reads pages again (the page past its end was not empty)."""
+        with self._changed:
+            self.reading.add(index)
+
+    def leave(self, index: int) -> None:
+        """Walk `index` ended."""
+        with self._changed:
+            self.reading.discard(index)
+            self._changed.notify_all()
+
+    def stop(self) -> None:
+        with self._changed:
+            self.stopped = True
+            self._changed.notify_all()
+
+    def hand_over(self, out: queue.Queue[_Handed], item: _Handed) -> None:
+        """Put `item` on the consumer's queue, waiting while it is full (unless the group stops)."""
+        while not self.stopped:
+            try:
+                out.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def wait(self, event: threading.Event) -> None:
+        """Wait for `event` (unless the group stops)."""
+        while not event.wait(_POLL_SECONDS):
+            if self.stopped:
+                raise _Stopped
+
+
 def created_us(moment: datetime) -> int:
     """A timestamp as integer microseconds since the epoch: the listing's order key."""
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
@@ -166,8 +314,8 @@ def continues(page: AssetPage, last: AssetSummary) -> bool:
 class ListWalk:
     """An iteration over the pages of one list, in list order, by the rules of the module doc.
 
-    Iterate it once; `result` says how the walk ended (final once the iteration is over). Errors `fetch`
-    raises propagate out of the iteration.
+    Iterate it once (or hand it to `walk_together`); `result` says how the walk ended (final once the
+    iteration is over). Errors `fetch` raises propagate out of the iteration.
     """
 
     def __init__(
@@ -191,10 +339,14 @@ class ListWalk:
         self.retries = retries
         self.step_backs_left = max_step_backs
         self.result = WalkResult()
-        self.retries_seen = retries() if retries is not None else 0
-        self.in_flight = max(1, self.concurrency)
+        self._pipeline: Pipeline | None = None  # set by walk_together, else made here when needed
+        self._group: _Group | None = None
+        self._index = 0
 
     def __iter__(self) -> Iterator[WalkPage]:
+        own = self._pipeline is None and self.concurrency > 1
+        if own:
+            self._pipeline = Pipeline(self.concurrency, self.retries)
         pages = self._run()
         previous: set[str] | None = None
         stale = 0
@@ -214,19 +366,31 @@ class ListWalk:
             self.result.doubt(f"the request budget ({self.budget.limit}) ran out before the list was read")
         finally:
             pages.close()
+            if own and self._pipeline is not None:
+                self._pipeline.close()
+                self._pipeline = None
 
     def _get(self, offset: int) -> Generator[WalkPage, None, WalkPage]:
         if not self.budget.take():
             raise _OutOfBudget
         self.result.requests += 1
-        read = WalkPage(self.fetch(offset, self.limit), offset, self.limit)
+        if self._pipeline is None:
+            page = self.fetch(offset, self.limit)
+        else:
+            try:
+                with self._pipeline.slot():
+                    page = self.fetch(offset, self.limit)
+            except _Stopped:
+                self.result.requests -= 1
+                self.budget.refund()
+                raise
+        read = WalkPage(page, offset, self.limit)
         self.result.totals.append(read.page.total)
         yield read
         return read
 
     def _run(self) -> Generator[WalkPage, None, None]:
         current = yield from self._get(self.start)
-        concurrency = self.concurrency
         while True:
             if not current.items:
                 if current.offset == 0:
@@ -244,16 +408,23 @@ class ListWalk:
                 self.result.stopped_at_watermark = True
                 return
             if self._looks_like_end(current):
+                if self._group is not None:
+                    self._group.end_turn(self._index)  # prove ends only once every list is read
                 after = yield from self._get(current.offset + len(current.items))
                 if not after.items:
                     self.result.reached_end = True
                     return
                 self.result.lies += 1  # the server said "last page" and it was not
+                if self._group is not None:
+                    self._group.resume(self._index)
                 current = yield from self._step(current)
                 continue
-            if concurrency > 1 and current.page.total > current.offset + len(current.items):
+            if (
+                self._pipeline is not None
+                and self._pipeline.limit > 1
+                and current.page.total > current.offset + len(current.items)
+            ):
                 current = yield from self._window(current)
-                concurrency = self.in_flight
                 continue
             current = yield from self._step(current)
 
@@ -287,25 +458,33 @@ class ListWalk:
         return following
 
     def _window(self, current: WalkPage) -> Generator[WalkPage, None, WalkPage]:
-        """Keep up to `concurrency` pages in flight at predicted offsets, yielding them in order as long as
-        each joins the one before; return the last page joined up (the caller reads on from there).
+        """Keep up to the pipeline's `limit` pages in flight at predicted offsets, yielding them in order
+        as long as each joins the one before; return the last page joined up (the caller reads on from
+        there).
 
-        A pipeline, not a barrier: each page yielded frees a slot for the next offset, so a slow answer
-        holds back only the pages behind it. Retries seen meanwhile (429s) halve the pages kept in flight.
+        A pipeline, not a barrier: each page answered frees a slot for the next offset (of this list or,
+        in a group, of another), so a slow answer holds back only the pages behind it. Retries seen
+        meanwhile (429s) halve the requests kept in flight.
         """
+        pipeline = self._pipeline
+        assert pipeline is not None
         step = self.limit - 1
         next_offset = current.offset + len(current.items) - 1
         end_by_total = current.page.total
         pending: deque[tuple[int, Future[AssetPage]]] = deque()
-        pool = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="roughy-page")
         previous = current
         try:
             while True:
-                while len(pending) < self.in_flight and next_offset < end_by_total:
+                while len(pending) < pipeline.limit and next_offset < end_by_total:
                     if not self.budget.take():
                         break
                     self.result.requests += 1
-                    pending.append((next_offset, pool.submit(self.fetch, next_offset, self.limit)))
+                    try:
+                        pending.append((next_offset, pipeline.submit(self.fetch, next_offset, self.limit)))
+                    except BaseException:
+                        self.result.requests -= 1
+                        self.budget.refund()
+                        raise
                     next_offset += step
                 if not pending:
                     if self.budget.exhausted:
@@ -321,22 +500,101 @@ class ListWalk:
                 if self._looks_like_end(previous):
                     return previous  # the caller confirms the end (or reads on) from here
                 end_by_total = max(end_by_total, page.total)
-                self._note_retries()
+                pipeline.note_retries()
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            for _, future in pending:
+                future.cancel()
+            wait_for([future for _, future in pending])  # none outlives the walk
             for _, future in pending:
                 if future.cancelled():  # never sent: not spent
                     self.result.requests -= 1
                     self.budget.refund()
 
-    def _note_retries(self) -> None:
-        """Halve the pages kept in flight when requests were retried (429s, 503s) since last looked."""
-        if self.retries is None:
-            return
-        seen, before = self.retries(), self.retries_seen
-        self.retries_seen = seen
-        if seen > before:
-            self.in_flight = max(1, self.in_flight // 2)
+
+_Handed = tuple[int, WalkPage | BaseException | None, threading.Event | None]
+"""What a walk's thread hands the consumer of `walk_together`: (walk index, a page, the walk's error, or
+None once the walk ended; an event to set once the page was used, for a walk's first page)."""
+
+
+def walk_together(walks: Sequence[ListWalk]) -> Iterator[tuple[int, WalkPage]]:
+    """Walk several lists at once; yield `(index of the walk in walks, page)`, each list in its order.
+
+    The walks share one `Pipeline` of the largest `concurrency` among them, so that many requests are in
+    flight across all the lists (a 429 halves it for all). Each walk runs in its own thread; pages are
+    handed over through a short queue, so the caller uses them in its own thread, one at a time. A
+    walk's first page is used by the caller before the walk requests more (the caller may size the
+    budget from its `total`). The end barrier (module doc) holds every list's end proof until each list
+    of the group has read its pages. With a `concurrency` of 1 the walks simply run one after another.
+
+    Leaving the iteration early, or an error of any walk (raised here, the others stopped), ends every
+    walk before this returns: no request of theirs is left in flight.
+    """
+    concurrency = max((walk.concurrency for walk in walks), default=1)
+    if concurrency <= 1 or len(walks) == 1:
+        for index, walk in enumerate(walks):
+            for read in walk:
+                yield index, read
+        return
+    pipeline = Pipeline(concurrency, next((w.retries for w in walks if w.retries is not None), None))
+    group = _Group(len(walks))
+    out: queue.Queue[_Handed] = queue.Queue(maxsize=2 * concurrency)
+    threads = []
+    for index, walk in enumerate(walks):
+        walk._pipeline, walk._group, walk._index = pipeline, group, index
+        thread = threading.Thread(
+            target=_produce, args=(walk, group, out), name=f"roughy-walk-{index}", daemon=True
+        )
+        threads.append(thread)
+    for thread in threads:
+        thread.start()
+    running = len(walks)
+    try:
+        while running:
+            index, handed, used = out.get()
+            if handed is None:
+                running -= 1
+            elif isinstance(handed, BaseException):
+                raise handed
+            else:
+                yield index, handed
+                if used is not None:
+                    used.set()
+    finally:
+        group.stop()
+        pipeline.stop()
+        for thread in threads:
+            while thread.is_alive():
+                with suppress(queue.Empty):
+                    out.get_nowait()  # a walk waiting to hand over a page must not block its end
+                thread.join(_POLL_SECONDS)
+        pipeline.close()
+
+
+def _produce(walk: ListWalk, group: _Group, out: queue.Queue[_Handed]) -> None:
+    """Run one walk of a group in this thread, handing each page to the consumer."""
+    pages = iter(walk)
+    first = True
+    try:
+        for read in pages:
+            used = threading.Event() if first else None
+            group.hand_over(out, (walk._index, read, used))
+            if used is not None:
+                group.wait(used)
+            first = False
+    except _Stopped:
+        return
+    except BaseException as error:  # the consumer raises it in its thread
+        group.leave(walk._index)
+        with suppress(_Stopped):
+            group.hand_over(out, (walk._index, error, None))
+        return
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+        group.leave(walk._index)
+    with suppress(_Stopped):
+        group.hand_over(out, (walk._index, None, None))
 
 
 def walk_list(

@@ -66,6 +66,10 @@ class EmulatorApp:
         self.total_for: Callable[[dict[str, str], int], int] | None = None
         """A per-request lie about `total`: called with the query and the true count, it returns the
         `total` sent, any integer (negative too: `total_bias` never sends one below 0)."""
+        self.in_flight = 0
+        """Listing requests being served right now (received, not yet answered)."""
+        self.most_in_flight = 0
+        """The most listing requests served at once so far (what a client kept in flight)."""
 
     # -- ASGI ----------------------------------------------------------------------------------------------
 
@@ -89,6 +93,16 @@ class EmulatorApp:
         if path != LIST_PATH:
             await _send_error(send, 404, "not_found", "No such route.", request_id)
             return
+        with self._stats_lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self._serve_listing(scope, send, query, request_id)
+        finally:
+            with self._stats_lock:
+                self.in_flight -= 1
+
+    async def _serve_listing(self, scope: Scope, send: Send, query: dict[str, str], request_id: str) -> None:
         if self.latency_ms > 0:
             await asyncio.sleep(self.latency_ms / 1000)
         if self.before_listing is not None:

@@ -158,7 +158,13 @@ class Emulator:
         """The query of every listing request so far, in arrival order."""
         return list(self.app.requests_log)
 
+    @property
+    def most_in_flight(self) -> int:
+        """The most listing requests the server was serving at once since the last `reset_counts`."""
+        return self.app.most_in_flight
+
     def reset_counts(self) -> None:
-        """Zero the request counters and log."""
+        """Zero the request counters, the log and `most_in_flight`."""
         self.app.request_counts.clear()
         self.app.requests_log.clear()
+        self.app.most_in_flight = self.app.in_flight

@@ -35,7 +35,7 @@ from operator import attrgetter
 
 from ..client import STATE_FLOW, AssetPage, AssetState, AssetSummary, RoughyClient, RoughyProtocolError
 from ..client.models import STATE_RANK, OffContractItem
-from ..client.paging import MAX_PAGE_SIZE, ListWalk, RequestBudget, created_us
+from ..client.paging import MAX_PAGE_SIZE, ListWalk, RequestBudget, created_us, walk_together
 from .local import LocalView
 from .model import REACHABLE, Deletion, LocalAsset, RemoteObservation, Sighting
 from .quarantine import proves_order, with_placeholders
@@ -198,12 +198,15 @@ class SyncEngine:
         started = datetime.now(UTC)
         stats_before = (self.client.stats.requests, self.client.stats.pages, self.client.stats.retries)
         watermark = self.watermark_us or 0
-        young = None if self.full_refresh else watermark - self.young_us
-        for state in FULLY_READ:
-            self._read_list(state, stop_below_us=young)
-        head = None if self.full_refresh else watermark - self.overlap_us
-        for state in HEAD_READ:
-            self._read_list(state, stop_below_us=head)
+        if self.full_refresh and not self.has_stored:
+            self._read_lists(STATE_FLOW)  # a first load: every list whole, all at once
+        else:  # in flow order, one after another: proofs of absence chain by request order
+            young = None if self.full_refresh else watermark - self.young_us
+            for state in FULLY_READ:
+                self._read_list(state, stop_below_us=young)
+            head = None if self.full_refresh else watermark - self.overlap_us
+            for state in HEAD_READ:
+                self._read_list(state, stop_below_us=head)
         unresolved = self._resolve_moved_assets()
         for _ in range(MAX_BISECT_ROUNDS):
             mismatched = self._mismatched_states()
@@ -286,7 +289,35 @@ class SyncEngine:
     def _read_list(self, state: AssetState, *, stop_below_us: int | None, start: int = 0) -> None:
         """Walk one list from `start` (see `ListWalk`), recording every page; a proven end extends the last
         page's proof down to the oldest key."""
-        walk = ListWalk(
+        walk = self._walk(state, stop_below_us=stop_below_us, start=start)
+        last_seq = 0
+        for read in walk:
+            seq = self._record(read.page, state, read.offset)
+            if read.items:
+                last_seq = seq
+        self._walked(state, walk, last_seq)
+
+    def _read_lists(self, states: tuple[AssetState, ...]) -> None:
+        """Walk several lists whole at once (`walk_together`: `concurrency` requests in flight across them),
+        recording every page as `_read_list` does.
+
+        Only where nothing is stored: pages are recorded as they come, not in the order their requests
+        were sent, so a request of one list may be answered before an earlier-numbered one of another,
+        and proofs of absence chain by request order (`Evidence`). With nothing stored nothing is proven
+        absent, and the end barrier of `walk_together` keeps the count check able to see an asset that
+        moved between two lists while they were read.
+        """
+        walks = [self._walk(state, stop_below_us=None) for state in states]
+        last_seqs = [0] * len(states)
+        for index, read in walk_together(walks):
+            seq = self._record(read.page, states[index], read.offset)
+            if read.items:
+                last_seqs[index] = seq
+        for state, walk, last_seq in zip(states, walks, last_seqs, strict=True):
+            self._walked(state, walk, last_seq)
+
+    def _walk(self, state: AssetState, *, stop_below_us: int | None, start: int = 0) -> ListWalk:
+        return ListWalk(
             partial(self._request, state),
             budget=self.budget,
             start=start,
@@ -294,11 +325,10 @@ class SyncEngine:
             concurrency=self.concurrency if stop_below_us is None else 1,
             retries=self._retries,
         )
-        last_seq = 0
-        for read in walk:
-            seq = self._record(read.page, state, read.offset)
-            if read.items:
-                last_seq = seq
+
+    def _walked(self, state: AssetState, walk: ListWalk, last_seq: int) -> None:
+        """What a walk of `state` that ended proves: a proven end extends its last page's proof down to the
+        oldest key; an unsure walk is a doubt."""
         result = walk.result
         if result.reached_end and result.last is not None and proves_order(result.last.page):
             end = key_span(result.last.page, state, last_seq, result.last.offset, ends_list=True)
