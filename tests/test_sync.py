@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from roughy_dagster.client import RoughyClient, RoughyNotFoundError, RoughyProtocolError, RoughyServerError
+from roughy_dagster.client.paging import created_us
 from roughy_dagster.emulator import Emulator
 from roughy_dagster.project_sync import sync_project
 from roughy_dagster.store import AssetStore
@@ -346,3 +347,30 @@ def test_row_buffer_keeps_an_asset_whose_line_is_longer_than_any_parser_block(em
     buffer.add_page([huge, item, huge], datetime(2026, 1, 1, tzinfo=UTC))
     table = buffer.table()
     assert table["error_message"].to_pylist() == [huge.error_message, item.error_message, huge.error_message]
+
+
+def test_row_buffer_gives_the_created_at_of_rows_by_number(emulator: Emulator, client):
+    """The engine keeps one int per sighted asset (its row and state), not a model: the `created_at` a
+    bisection needs is read back from the Arrow rows, whether parsed already or still buffered."""
+    page = client.list_assets(limit=30)
+    buffer = RowBuffer(chunk_rows=20)  # the first page is parsed in the background, the second buffered
+    first = buffer.add_page(page.items, datetime(2026, 1, 1, tzinfo=UTC))
+    second = buffer.add_page(page.items[:5], datetime(2026, 1, 1, tzinfo=UTC))
+    rows = [second + 4, first, first + 29, second]
+    expected = [page.items[4], page.items[0], page.items[29], page.items[0]]
+    assert buffer.created_us(rows) == [created_us(item.created_at) for item in expected]
+    assert buffer.created_us([]) == []
+    assert buffer.table().num_rows == 35
+
+
+def test_a_first_load_under_its_memory_bound_stores_everything_and_leaves_no_spill(
+    emulator: Emulator, client, tmp_path
+):
+    database = tmp_path / "first.duckdb"
+    project_id = emulator.world.projects[0]
+    report = sync_project(client, database, project_id)
+    assert report.verified and report.new == len(truth(emulator.world, project_id))
+    assert stored_listing(database, project_id) == truth(emulator.world, project_id)
+    assert sorted(path.name for path in tmp_path.iterdir() if "tmp" in path.name) == []
+    again = sync_project(client, database, project_id)  # the next write runs without the bound
+    assert (again.new, again.changed, again.deleted) == (0, 0, 0)

@@ -331,6 +331,8 @@ class AssetStore:
                     ).fetchall()
                 )
                 stored = _scalar(connection, _STORED_ROWS)
+                if not stored:
+                    _bound_memory(connection, self.database)
                 kinds = _merge(connection) if stored else _first_load(connection)
                 deleted: dict[str, int] = {}
                 if gone.num_rows:
@@ -412,6 +414,28 @@ _KINDS = "SELECT CAST(project_id AS VARCHAR), kind, count(*) FROM roughy_classif
 
 def _kinds_seen(kinds: dict[str, dict[str, int]]) -> set[str]:
     return {kind for by_kind in kinds.values() for kind in by_kind}
+
+
+FIRST_LOAD_MEMORY_LIMIT = "128MB"
+"""DuckDB's memory limit for a write that inserts projects with nothing stored (see `_bound_memory`)."""
+
+
+def _bound_memory(connection: duckdb.DuckDBPyConnection, database: str) -> None:
+    """Bound the memory of this write's DuckDB instance, which inserts rows it will not read again.
+
+    A large insert is written to the file as it goes (DuckDB writes whole row groups of an open
+    transaction optimistically, and drops them if it rolls back), but the blocks written stay cached up
+    to the memory limit, by default most of the machine's memory: a 1,000,000-asset first load held
+    +234 MB there beside its Arrow rows. Under `FIRST_LOAD_MEMORY_LIMIT` DuckDB evicts them instead
+    (+136 MB, no slower); what must exceed it (the check that no id is on two rows, for many millions
+    of rows) spills to `<file>.tmp`, DuckDB's own place for a file's temporary data, not the caller's
+    working directory. The instance is this write's own, so nothing else is bound.
+    """
+    if database == ":memory:":
+        return
+    spill = f"{database}.tmp".replace("'", "''")
+    connection.execute(f"SET temp_directory = '{spill}'")
+    connection.execute(f"SET memory_limit = '{FIRST_LOAD_MEMORY_LIMIT}'")
 
 
 def _first_load(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:

@@ -25,7 +25,6 @@ within the sync's request budget, whatever the server does.
 from __future__ import annotations
 
 import bisect
-import itertools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from ..client import STATE_FLOW, AssetPage, AssetState, AssetSummary, RoughyClie
 from ..client.models import STATE_RANK, OffContractItem
 from ..client.paging import MAX_PAGE_SIZE, ListWalk, RequestBudget, created_us, walk_together
 from .local import LocalView
-from .model import REACHABLE, Deletion, LocalAsset, RemoteObservation, Sighting
+from .model import REACHABLE, Deletion, LocalAsset, RemoteObservation
 from .quarantine import proves_order, with_placeholders
 from .rows import RowBuffer
 from .spans import HIGHEST, Key, KeySpan, key_span
@@ -166,7 +165,9 @@ class SyncEngine:
         self.budget = RequestBudget(max_extra_requests + 2 * len(STATE_FLOW))
         self.extra = RequestBudget(max_extra_requests)
         self.evidence = Evidence()
-        self.sightings: dict[str, Sighting] = {}
+        self.sightings: dict[str, int] = {}
+        """Per asset seen, its sighting that counts (the most advanced state seen, the latest among equals)
+        as one int: `row * 8 + rank` (`_sighted`). Not a model: a first load keeps one per asset."""
         self.deletions: dict[str, Deletion] = {}
         self._proofs: dict[str, list[int]] = {}  # the requests proving each deletion, in flow order
         self._empty_seqs: set[int] = set()  # requests answered with an empty page
@@ -259,7 +260,6 @@ class SyncEngine:
             mode="full" if self.full_refresh else "incremental",
             started_at=started,
             finished_at=datetime.now(UTC),
-            sightings=self.sightings,
             rows=self._rows.table(superseded=self._superseded_rows),
             deletions=self.deletions,
             remote_totals=dict(self.totals),
@@ -278,9 +278,9 @@ class SyncEngine:
         self._superseded_rows.extend(self._placeholder_rows)
         for asset_id in self.off_contract:
             self.deletions.pop(asset_id, None)
-            sighting = self.sightings.get(asset_id)
-            if sighting is not None:
-                self._superseded_rows.append(sighting.row)
+            sighted = self.sightings.get(asset_id)
+            if sighted is not None:
+                self._superseded_rows.append(sighted >> 3)  # its row (see `_sighted`)
 
     def _doubt(self, reason: str) -> None:
         if reason not in self.reasons:
@@ -411,26 +411,14 @@ class SyncEngine:
         sightings, superseded, belief = self.sightings, self._superseded_rows, self.belief
         ids = list(map(_ID_OF, items))
         earlier = {asset_id: sightings[asset_id] for asset_id in sightings.keys() & ids}
+        rank = STATE_RANK[state]
         if self.has_stored:
             unknown = [asset_id for asset_id in ids if asset_id not in belief.stored]
             if unknown:
                 found = self.local.lookup(unknown)
                 belief.stored.update((asset_id, found.get(asset_id)) for asset_id in unknown)
-        sightings.update(
-            zip(
-                ids,
-                map(
-                    Sighting,
-                    ids,
-                    itertools.repeat(state),
-                    map(_CREATED_AT_OF, items),
-                    itertools.repeat(seq),
-                    itertools.count(first_row),
-                ),
-                strict=True,
-            )
-        )
-        rank = STATE_RANK[state]
+        rows = range(_sighted(first_row, rank), _sighted(first_row + len(ids), 0), 8)  # one per item
+        sightings.update(zip(ids, rows, strict=True))
         if self.has_stored or self.deletions:
             for asset_id in ids:
                 if asset_id in earlier:
@@ -444,12 +432,12 @@ class SyncEngine:
         else:
             belief.move(None, state, len(ids) - len(earlier))
         for asset_id, known in earlier.items():
-            if rank < STATE_RANK[known.state]:  # seen further along already: this page's row loses
-                superseded.append(sightings[asset_id].row)
+            if rank < known & 7:  # seen further along already: this page's row loses
+                superseded.append(sightings[asset_id] >> 3)
                 sightings[asset_id] = known
             else:
-                belief.move(known.state, state)
-                superseded.append(known.row)
+                belief.move(STATE_FLOW[known & 7], state)
+                superseded.append(known >> 3)
 
     # -- stored assets that left their list ----------------------------------------------------------------
 
@@ -762,15 +750,18 @@ class SyncEngine:
         """The list the sync believes `state` holds now (see `BelievedList`); built from the sightings and
         deletions so far, without reading the stored keys."""
         stored = self.belief.stored
+        rank = STATE_RANK[state]
         left: list[Key] = []
-        joined: list[Key] = []
-        for asset_id, sighting in self.sightings.items():
+        joined_rows: list[tuple[int, str]] = []  # (row, id): created_at is read back from the rows
+        for asset_id, sighted in self.sightings.items():
             was = stored.get(asset_id)
-            if sighting.state is state:
+            if sighted & 7 == rank:
                 if was is None or was.state is not state:
-                    joined.append((created_us(sighting.created_at), asset_id))
+                    joined_rows.append((sighted >> 3, asset_id))
             elif was is not None and was.state is state:
                 left.append((was.created_us, asset_id))
+        moments = self._rows.created_us([row for row, _ in joined_rows])
+        joined: list[Key] = list(zip(moments, (asset_id for _, asset_id in joined_rows), strict=True))
         for asset_id in self.deletions:
             was = stored.get(asset_id)
             if was is not None and was.state is state and asset_id not in self.sightings:
@@ -796,6 +787,11 @@ class SyncEngine:
 
     def _out_of_budget(self) -> bool:
         return self.extra.exhausted or self.budget.exhausted
+
+
+def _sighted(row: int, rank: int) -> int:
+    """A sighting as `SyncEngine.sightings` keeps it: its row (`RowBuffer`) and state (`STATE_RANK`)."""
+    return row << 3 | rank
 
 
 def _moments(moments: Iterable[int]) -> str:

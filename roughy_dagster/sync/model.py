@@ -46,21 +46,6 @@ class LocalSnapshot:
     """The newest `created_at` ever stored for the project (deleted rows included); None when empty."""
 
 
-class Sighting(msgspec.Struct, frozen=True, gc=False):
-    """An asset as one page showed it; `seq` orders the requests of one sync, `row` finds its fields.
-
-    An untracked msgspec struct, like `LocalAsset`: a first load creates one per asset, three times
-    faster than a slotted dataclass, and the garbage collector never walks them.
-    """
-
-    asset_id: str
-    state: AssetState
-    created_at: datetime
-    """As parsed; `created_us()` turns it into the order key only where a search needs it."""
-    seq: int
-    row: int
-
-
 @dataclass(frozen=True)
 class Deletion:
     """A proof that an asset is gone: absent, in flow order, from every state it could have reached."""
@@ -79,9 +64,9 @@ class RemoteObservation:
     mode: str
     started_at: datetime
     finished_at: datetime
-    sightings: dict[str, Sighting]
     rows: pa.Table
-    """Every asset row of every page read (`OBSERVATION_SCHEMA`); the store writes those not `superseded`."""
+    """Every asset row of every page read (`OBSERVATION_SCHEMA`); the store writes those not `superseded`
+    (which also mark each asset's sighting that counts: nothing else per asset outlives the network phase)."""
     deletions: dict[str, Deletion]
     remote_totals: dict[AssetState, int]
     unresolved: set[str]

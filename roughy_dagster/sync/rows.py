@@ -79,6 +79,18 @@ class RowBuffer:
         self._lines.clear()
         self._lines_rows = 0
 
+    def created_us(self, rows: Sequence[int]) -> list[int]:
+        """The `created_at` of the given rows (numbers as `add_page` returned them), as integer microseconds
+        since the epoch (the listing's order key); waits for the rows to be parsed."""
+        if not rows:
+            return []
+        self._flush()
+        column = pa.chunked_array(
+            [future.result().column("created_at") for future in self._parsed], _ARROW_TYPES["timestamp"]
+        )
+        picked: list[int] = column.take(pa.array(rows, pa.int64())).cast(pa.int64()).to_pylist()
+        return picked
+
     def table(self, superseded: Collection[int] = ()) -> pa.Table:
         """Every buffered row in row order, as one table, with the `superseded` rows flagged.
 
