@@ -400,3 +400,100 @@ def test_tampered_version_metadata_is_refused_untouched(
         assert "upgrade roughy-dagster" in message or "left as it was" in message, message
         assert "Binder Error" not in message and "Catalog Error" not in message
     assert fingerprint(database) == before and file_digest(database) == digest
+
+
+# -- a file that is not a DuckDB database --------------------------------------------------------------------
+
+
+def an_sqlite_database(path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE assets (id TEXT)")
+    connection.close()
+
+
+def a_parquet_file(path: Path) -> None:
+    duckdb.connect().execute(f"COPY (SELECT 1 AS n) TO '{path}' (FORMAT parquet)")
+
+
+def a_csv_file(path: Path) -> None:
+    path.write_text("id,state\n1,ready\n")
+
+
+def a_json_file(path: Path) -> None:
+    path.write_text('{"items": []}\n')
+
+
+def an_empty_file(path: Path) -> None:
+    path.touch()
+
+
+def a_gzip_file(path: Path) -> None:
+    import gzip
+
+    path.write_bytes(gzip.compress(b"id,state\n"))
+
+
+def random_bytes(path: Path) -> None:
+    path.write_bytes(bytes(range(256)) * 8)
+
+
+def a_directory(path: Path) -> None:
+    path.mkdir()
+
+
+FOREIGN_FILES = [
+    (an_sqlite_database, "looks like an SQLite database"),
+    (a_parquet_file, "looks like a Parquet file"),
+    (a_csv_file, "looks like text (e.g. CSV or JSON)"),
+    (a_json_file, "looks like text (e.g. CSV or JSON)"),
+    (an_empty_file, "is empty (0 bytes)"),
+    (a_gzip_file, "looks like a gzip-compressed file"),
+    (random_bytes, "has an unknown format (first bytes 00 01 02"),
+    (a_directory, "it is a directory"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "looks_like"), FOREIGN_FILES, ids=[make.__name__ for make, _ in FOREIGN_FILES]
+)
+def test_a_file_that_is_not_a_duckdb_database_is_refused_untouched(
+    emulator: Emulator, client: RoughyClient, tmp_path, make, looks_like
+):
+    """Refused before DuckDB opens it, saying what it looks like; DuckDB never fetches an extension."""
+    database = tmp_path / "roughy_assets.duckdb"
+    make(database)
+    before = "directory" if database.is_dir() else file_digest(database)
+    extensions = Path.home() / ".duckdb" / "extensions"
+    installed = sorted(extensions.rglob("*")) if extensions.exists() else []
+    project = emulator.world.projects[0]
+    for sync in (
+        lambda: sync_project(client, database, project, lock_wait_seconds=1),
+        lambda: sync_account(client, database, lock_wait_seconds=1),
+    ):
+        with pytest.raises(RoughyStoreError) as caught:
+            sync()
+        message = str(caught.value)
+        assert str(database) in message and looks_like in message, message
+        assert "ROUGHY_DUCKDB_PATH" in message and "extension" not in message.lower(), message
+        assert not isinstance(caught.value, RoughyStoreLockedError)
+    assert ("directory" if database.is_dir() else file_digest(database)) == before
+    assert not Path(f"{database}.wal").exists()
+    assert (sorted(extensions.rglob("*")) if extensions.exists() else []) == installed
+
+
+def test_connections_never_install_or_load_extensions(tmp_path):
+    """Each connection the package makes refuses to fetch or load an extension by itself."""
+    from roughy_dagster.store.connection import open_database
+
+    sqlite_file = tmp_path / "other.sqlite"
+    an_sqlite_database(sqlite_file)
+    with open_database(str(tmp_path / "store.duckdb"), read_only=False, lock_wait_seconds=1) as connection:
+        settings = connection.execute(
+            "SELECT current_setting('autoinstall_known_extensions'), "
+            "current_setting('autoload_known_extensions')"
+        ).fetchone()
+        assert settings == (False, False)
+        with pytest.raises(duckdb.Error, match=r"(?i)not found|install"):
+            connection.execute(f"SELECT * FROM sqlite_scan('{sqlite_file}', 'assets')")

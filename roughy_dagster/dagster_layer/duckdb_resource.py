@@ -13,6 +13,8 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from ..store.connection import NO_EXTENSIONS
+
 
 class DuckDBDatabase(Protocol):
     """What the sync needs of the `duckdb` resource: the DuckDB file's path."""
@@ -31,7 +33,7 @@ class RoughyDuckDBResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the file, closed on exit."""
-        connection = duckdb.connect(self.database)
+        connection = duckdb.connect(self.database, config=dict(NO_EXTENSIONS))
         try:
             yield connection
         finally:

@@ -6,6 +6,11 @@ in-process lock (threads queue like processes do), and a holder outside the code
 process, or a notebook's own `duckdb.connect` in this process) is waited for up to `lock_wait_seconds`,
 then reported. DuckDB failures (a full disk, a truncated or corrupt file, a WAL of another database)
 become `RoughyStoreError` naming the file and what to do.
+
+No connection ever installs or loads a DuckDB extension by itself (`NO_EXTENSIONS`): given a file of
+another kind (SQLite, Parquet), DuckDB would otherwise fetch a reader for it over the network in the middle
+of a sync. A file that is not a DuckDB database (its header lacks DuckDB's magic bytes) is refused before
+DuckDB opens it, saying what it looks like (`foreign_file`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,28 @@ STORE_CATALOG = "roughy_store"
 """The catalog name the file is attached under, whatever the file is called."""
 
 UNCHANGED = "Nothing was written; the stored data is unchanged."
+
+NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+"""DuckDB settings every connection of the package is made with: no extension is fetched or loaded by
+itself (DuckDB would, to read an SQLite or Parquet file, or a remote path, named where a table is)."""
+
+_MAGIC = b"DUCK"
+_MAGIC_OFFSET = 8
+"""A DuckDB database file starts with an 8-byte checksum, then `DUCK` (DuckDB's storage format: the
+main header, `MainHeader::MAGIC_BYTES` at `MAGIC_BYTE_OFFSET`)."""
+
+_FOREIGN_HEADERS: tuple[tuple[bytes, str], ...] = (
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"PAR1", "a Parquet file"),
+    (b"PK\x03\x04", "a ZIP archive (or a file format built on ZIP, e.g. XLSX)"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"ARROW1", "an Arrow IPC file"),
+    (b"Obj\x01", "an Avro file"),
+    (b"%PDF", "a PDF document"),
+)
 
 _FILE_LOCKS: dict[str, threading.RLock] = {}
 _FILE_LOCKS_GUARD = threading.Lock()
@@ -80,6 +107,10 @@ def _open(
         )
     if database != ":memory:" and not read_only:
         prepare_folder(database)
+    if database != ":memory:":
+        refused = foreign_file(database)
+        if refused is not None:
+            raise refused
     wait = 0.05
     while True:
         try:
@@ -133,7 +164,10 @@ def _attach(database: str, read_only: bool, threads: int | None = None) -> duckd
     DuckDB names a file's catalog after the file: in `roughy.duckdb`, `roughy.assets` would be ambiguous
     between that catalog and the `roughy` schema.
     """
-    connection = duckdb.connect(config={} if threads is None else {"threads": threads})
+    config = dict(NO_EXTENSIONS)
+    if threads is not None:
+        config["threads"] = threads
+    connection = duckdb.connect(config=config)
     try:
         quoted = database.replace("'", "''")
         mode = " (READ_ONLY)" if read_only else ""
@@ -143,6 +177,65 @@ def _attach(database: str, read_only: bool, threads: int | None = None) -> duckd
         connection.close()
         raise
     return connection
+
+
+def foreign_file(database: str) -> RoughyStoreError | None:
+    """The error to raise for an existing path that is not a DuckDB database file, else None.
+
+    Reads the first bytes only (the file is never opened for writing): a directory, an empty file, or a
+    header without DuckDB's magic bytes is refused, naming what the file looks like (SQLite, Parquet,
+    text such as CSV or JSON, ...). A missing path, or a DuckDB header (even of a damaged file, which
+    DuckDB itself then reports), returns None.
+    """
+    path = Path(database).expanduser()
+    if path.is_dir():
+        return RoughyStoreError(
+            f"cannot use {database} as the DuckDB file: it is a directory. Set ROUGHY_DUCKDB_PATH (or the "
+            "duckdb resource's database) to a file path, e.g. data/roughy_assets.duckdb. Nothing was written."
+        )
+    try:
+        with path.open("rb") as file:
+            head = file.read(64)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return RoughyStoreError(
+            f"cannot read DuckDB file {database} ({error.strerror}): check its permissions, then retry. "
+            f"{UNCHANGED}"
+        )
+    if head[_MAGIC_OFFSET : _MAGIC_OFFSET + len(_MAGIC)] == _MAGIC:
+        return None
+    elsewhere = (
+        "point ROUGHY_DUCKDB_PATH (or the duckdb resource's database) at a DuckDB file, or at a path that "
+        "does not exist yet (a sync creates the file there)"
+    )
+    for magic, kind in _FOREIGN_HEADERS:
+        if head.startswith(magic):
+            return RoughyStoreError(
+                f"{database} is not a DuckDB database: it looks like {kind}. Keep that file and {elsewhere}. "
+                "The file was left as it was."
+            )
+    return RoughyStoreError(
+        f"{database} is not a DuckDB database: it {_looks_like(head)}. If it should hold the store, it is "
+        "damaged: Restore it from a backup, or move it aside and sync again to rebuild it from the API (the "
+        f"history in roughy.asset_events starts again); if it is another file, {elsewhere}. The file was "
+        "left as it was."
+    )
+
+
+def _looks_like(head: bytes) -> str:
+    """What a file's first bytes (of no known foreign format) look like, as a phrase after 'it'."""
+    if not head:
+        return "is empty (0 bytes)"
+    if len(head) < _MAGIC_OFFSET + len(_MAGIC) and _MAGIC.startswith(head[_MAGIC_OFFSET:]):
+        return f"is {len(head)} bytes long, too short for a DuckDB header (truncated?)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return "looks like text (e.g. CSV or JSON)"
+    return f"has an unknown format (first bytes {head[:16].hex(' ')})"
 
 
 def _holder(text: str) -> str | None:

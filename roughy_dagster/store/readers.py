@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 
+from .connection import NO_EXTENSIONS
 from .errors import RoughyStoreError
 from .publish import latest_path
 
@@ -42,7 +43,7 @@ def connect(database: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyCo
     from .reactions import reactions_path  # the reactions log lives beside the store
 
     store = store_path(database)
-    connection = duckdb.connect()
+    connection = duckdb.connect(config=dict(NO_EXTENSIONS))
     try:
         _attach_latest(connection, store, ASSETS_CATALOG, required=True)
         connection.execute(f"USE {ASSETS_CATALOG}")
