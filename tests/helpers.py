@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,7 +34,12 @@ def normalized(item: dict) -> dict:
     out["id"], out["project_id"] = str(out["id"]), str(out["project_id"])
     if out["duration_seconds"] is not None:
         out["duration_seconds"] = Decimal(str(out["duration_seconds"])).normalize()
+    if isinstance(out["created_at"], str):  # zeros after the microseconds say the same instant
+        out["created_at"] = _ZEROS_AFTER_MICROSECONDS.sub(r"\1", out["created_at"])
     return out
+
+
+_ZEROS_AFTER_MICROSECONDS = re.compile(r"(\.[0-9]{6})0+(?=[Zz+-])")
 
 
 def stored_listing(database: Path | str, project_id: str, *, state: str | None = None) -> list[dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC
 from decimal import Decimal, localcontext
 
 import dagster as dg
@@ -22,7 +23,7 @@ from roughy_dagster import RoughyClient, RoughyResource, sync_project
 from roughy_dagster.client.models import PAGE_DECODER
 from roughy_dagster.dagster_layer.assets import CHECK_VALUES_FIT, PROJECTS, roughy_sync_assets
 from roughy_dagster.emulator import Emulator, World
-from roughy_dagster.emulator.world import EDGE_DURATIONS, EDGE_SIZES
+from roughy_dagster.emulator.world import EDGE_CREATED_AT_DIGITS, EDGE_DURATIONS, EDGE_SIZES
 from roughy_dagster.sync.values import decimal_pattern, page_fits, unfit
 
 from .conftest import CANARY_KEY
@@ -181,3 +182,95 @@ def test_every_duration_the_spec_allows_is_kept_exactly(text: str):
         held = value == value.quantize(Decimal("1e-9")) and abs(value) < Decimal(10) ** 29
     assert fits == held
     assert page_fits([item]) == fits and unfit(item) == ({} if fits else {"duration_seconds": text})
+
+
+# -- created_at finer than a microsecond -----------------------------------------------------------------
+
+
+def stored_created_at(database, asset_id: str) -> tuple[str, str | None]:
+    return query(
+        database,
+        "SELECT strftime(created_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%f'), unfit_values "
+        "FROM roughy.assets WHERE id = ?",
+        [asset_id],
+    )[0]
+
+
+@pytest.mark.parametrize("digits", EDGE_CREATED_AT_DIGITS)
+@pytest.mark.parametrize("sync", ["first load", "incremental", "full refresh"])
+def test_a_created_at_finer_than_a_microsecond_is_kept_exactly(
+    emulator: Emulator, client: RoughyClient, tmp_path, digits, sync
+):
+    """The column holds the instant truncated to the microsecond; `unfit_values` the exact text."""
+    database = tmp_path / "roughy_assets.duckdb"
+    world = emulator.world
+    project = world.projects[0]
+    if sync != "first load":
+        sync_project(client, database, project)
+    asset = world.listing(project)[7] if sync == "full refresh" else world.add_asset(project, state="ready")
+    asset_id = str(asset["id"] if isinstance(asset, dict) else asset.id)
+    world.assets[asset_id].created_at_digits = digits
+    world.assets[asset_id]._json = None
+    served = world.assets[asset_id].to_dict()["created_at"]
+    report = sync_project(client, database, project, full_refresh=sync == "full refresh")
+    column, unfit_values = stored_created_at(database, asset_id)
+    assert column == served[:26]  # truncated, never rounded up
+    if digits.strip("0"):
+        assert json.loads(unfit_values) == {"created_at": served}
+        assert report.changed == (1 if sync == "full refresh" else 0)
+    else:
+        assert unfit_values is None
+    assert report.verified and not report.off_contract
+    assert stored_listing(database, project) == truth(world, project)
+
+
+def test_a_change_only_below_a_microsecond_is_a_change(emulator: Emulator, client: RoughyClient, tmp_path):
+    database = tmp_path / "roughy_assets.duckdb"
+    world = emulator.world
+    project = world.projects[0]
+    asset = world.add_asset(project, state="ready")
+    asset.created_at_digits = "1"
+    sync_project(client, database, project)
+    for digits, changed in (("2", 1), ("2", 0), ("", 1), ("", 0), ("0009", 1)):
+        asset.created_at_digits = digits
+        asset._json = None
+        report = sync_project(client, database, project, full_refresh=True)
+        assert report.changed == changed, (digits, report)
+        assert stored_listing(database, project) == truth(world, project)
+    events = query(
+        database,
+        "SELECT count(*) FROM roughy.asset_events WHERE asset_id = ? AND kind = 'updated'",
+        [asset.id],
+    )
+    assert events == [(3,)]
+
+
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        ("2026-01-01T00:37:58.2110009Z", "2026-01-01 00:37:58.211000"),
+        ("2026-01-01T00:37:58.9999999Z", "2026-01-01 00:37:58.999999"),
+        ("2026-01-01T02:37:58.2110009+02:00", "2026-01-01 00:37:58.211000"),
+        ("2026-01-01t00:37:58.1234567891234z", "2026-01-01 00:37:58.123456"),
+    ],
+)
+def test_the_client_truncates_created_at_and_keeps_its_text(text: str, column: str):
+    from roughy_dagster.client.models import ExactAssetSummary, with_exact_times
+
+    item = {
+        "id": "019b76fe-38d5-77ea-a811-00a16ea330a1",
+        "project_id": "6513270e-269e-4d37-b2a7-4de452e6b438",
+        "type": None,
+        "state": "processing",
+        "extension": None,
+        "size_bytes": None,
+        "content_type": None,
+        "duration_seconds": None,
+        "language": None,
+        "created_at": text,
+    }
+    body = json.dumps({"items": [item], "total": 1, "limit": 50, "offset": 0}).encode()
+    (parsed,) = with_exact_times(PAGE_DECODER.decode(body), body).items
+    assert isinstance(parsed, ExactAssetSummary) and parsed.created_at_text == text
+    assert str(parsed.created_at.astimezone(UTC).replace(tzinfo=None)) == column
+    assert unfit(parsed) == {"created_at": text} and not page_fits([parsed])

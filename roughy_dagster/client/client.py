@@ -37,6 +37,7 @@ from .models import (
     AssetSummary,
     misshapen_ids,
     split_off_contract,
+    with_exact_times,
 )
 from .paging import MAX_PAGE_SIZE as MAX_PAGE_SIZE  # re-exported: the spec's largest `limit`
 from .paging import ListWalk, RequestBudget
@@ -462,7 +463,7 @@ def _parse_page(
         if report_off_contract:
             split = _split(body, request_id)
             if split is not None:
-                return split
+                return with_exact_times(split, body)
     except ValueError as error:  # msgspec.DecodeError, or UnicodeDecodeError for invalid UTF-8
         cut_short = isinstance(error, msgspec.DecodeError) and str(error).startswith(TRUNCATED)
         raise RoughyProtocolError(
@@ -481,7 +482,7 @@ def _parse_page(
             if report_off_contract:
                 split = _split(body, request_id)
                 if split is not None:
-                    return split
+                    return with_exact_times(split, body)
     if problem is not None:
         raise RoughyProtocolError(
             f"the page breaks the API contract: {problem}",
@@ -489,7 +490,7 @@ def _parse_page(
             request_id=request_id,
             request=f"GET {path}?{query}",
         )
-    return msgspec.structs.replace(page, request_id=request_id, off_contract=())
+    return with_exact_times(msgspec.structs.replace(page, request_id=request_id, off_contract=()), body)
 
 
 def _split(body: bytes, request_id: str | None) -> AssetPage | None:

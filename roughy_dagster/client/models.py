@@ -89,6 +89,72 @@ class AssetSummary(msgspec.Struct, frozen=True, gc=False):
 check_fields("AssetSummary", AssetSummary.__struct_fields__)
 
 
+class ExactAssetSummary(AssetSummary, frozen=True, gc=False):
+    """An asset whose `created_at` has more than 6 fractional digits of seconds: `created_at` is the
+    instant truncated to the microsecond (what Python and DuckDB hold), `created_at_text` the exact text
+    the server sent (RFC 3339 allows any number of digits). Made by the client, never decoded.
+
+    Truncated, not rounded (msgspec rounds): truncation keeps the listing's order whether the server
+    sorts by the exact instant or by its microseconds (values of one microsecond become a tie, which
+    the sync handles), and never moves an asset into a later microsecond than the server's."""
+
+    created_at_text: str = ""
+
+
+_SUB_MICROSECOND = re.compile(rb'"created_at"\s*:\s*"[^"]*?:[0-9]{2}\.[0-9]{7}')
+"""A body that may hold a `created_at` finer than a microsecond (one C-level search a page)."""
+
+
+class _CreatedAt(msgspec.Struct, frozen=True):
+    id: Any = None
+    created_at: Any = None
+
+
+class _CreatedAtPage(msgspec.Struct, frozen=True):
+    items: list[_CreatedAt]
+
+
+_CREATED_AT_DECODER = msgspec.json.Decoder(_CreatedAtPage)
+_FRACTION = re.compile(r"\.([0-9]+)")
+
+
+def exact_created_at(text: str) -> bool:
+    """Whether an RFC 3339 date-time text is held exactly at microseconds (digits past 6 all zero)."""
+    fraction = _FRACTION.search(text)
+    return fraction is None or not fraction[1][6:].strip("0")
+
+
+def with_exact_times(page: AssetPage, body: bytes) -> AssetPage:
+    """The page with each item whose `created_at` is finer than a microsecond as `ExactAssetSummary`.
+
+    The common page (no such value) costs one regex search of the body and is returned as it is."""
+    if not _SUB_MICROSECOND.search(body):
+        return page
+    try:
+        loose = _CREATED_AT_DECODER.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):  # pragma: no cover - the page decoded before
+        return page
+    texts = {
+        item.id: item.created_at
+        for item in loose.items
+        if isinstance(item.created_at, str) and not exact_created_at(item.created_at)
+    }
+    if not texts:
+        return page
+    items = [_exact(item, texts[item.id]) if item.id in texts else item for item in page.items]
+    return msgspec.structs.replace(page, items=items)
+
+
+def _exact(item: AssetSummary, text: str) -> ExactAssetSummary:
+    values = msgspec.structs.asdict(item)
+    values["created_at"] = msgspec.convert(_FRACTION.sub(_microseconds, text, count=1), AwareDatetime)
+    return ExactAssetSummary(**values, created_at_text=text)
+
+
+def _microseconds(fraction: re.Match[str]) -> str:
+    return "." + fraction[1][:6]
+
+
 class OffContractItem(msgspec.Struct, frozen=True, gc=False):
     """One item of an otherwise well-formed page that breaks the contract, read as far as it can be.
 

@@ -103,7 +103,8 @@ def check_specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             asset=key,
             description=(
                 "Every value is held exactly by its typed column; one that cannot be (e.g. a duration with "
-                "more than 9 decimals) is stored exactly in unfit_values, and listed here."
+                "more than 9 decimals, a created_at finer than a microsecond) is stored exactly in "
+                "unfit_values, and listed here."
             ),
         ),
         dg.AssetCheckSpec(
@@ -558,8 +559,8 @@ def run_checks(
             description=None
             if not unfit
             else (
-                "Values their column cannot hold exactly: the column is null and roughy.assets.unfit_values "
-                "holds the exact value"
+                "Values their column cannot hold exactly: the column is null (created_at: truncated to the "
+                "microsecond) and roughy.assets.unfit_values holds the exact value"
             ),
         ),
         dg.AssetCheckResult(

@@ -49,6 +49,8 @@ EDGE_DURATIONS = (
 """`duration_seconds` values the spec's pattern allows, at and beyond what a DECIMAL(38, 9) column holds."""
 EDGE_SIZES = (2**63, 2**64, 10**40, 2**63 - 1, -(2**63), -1, 0)
 """`size_bytes` values the spec allows (an integer, unbounded), at and beyond a BIGINT's range."""
+EDGE_CREATED_AT_DIGITS = ("9", "0001", "5", "4999999", "999999999999", "000")
+"""Digits served after `created_at`'s microseconds: finer than a TIMESTAMPTZ holds (`000`: exact)."""
 
 SortKey = tuple[int, str]
 
@@ -79,6 +81,9 @@ class Asset:
     error_code: str | None = None
     error_message: str | None = None
     upload_url: str | None = None
+    created_at_digits: str = ""
+    """Fractional digits of `created_at` served after its microseconds (RFC 3339 allows any number);
+    the listing's order stays by microseconds (`World.put_edge_values`)."""
     tie_rank: str = field(default="", repr=False)
     """Orders ties in place of the id when set (a `World(ties_by_id=False)`): never serialized."""
     wire: dict[str, object] = field(default_factory=dict, repr=False)
@@ -105,7 +110,7 @@ class Asset:
             "language": self.language,
             "error_code": self.error_code,
             "error_message": self.error_message,
-            "created_at": self.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "created_at": self.created_at.strftime("%Y-%m-%dT%H:%M:%S.%f") + self.created_at_digits + "Z",
             "upload_url": self.upload_url,
         }
 
@@ -187,7 +192,8 @@ class World:
 
         `tie_every` > 0 gives every n-th asset the `created_at` of the one before it, so ties occur.
         `edge_values_every` > 0 gives every n-th asset that has a duration or size the next of
-        `EDGE_DURATIONS` / `EDGE_SIZES` (values the spec allows at the edges of what columns hold).
+        `EDGE_DURATIONS` / `EDGE_SIZES` (values the spec allows at the edges of what columns hold), and
+        every n-th asset `created_at` digits beyond microseconds (`EDGE_CREATED_AT_DIGITS`).
         `ties_by_id=False` orders ties by a hidden rank instead of the id.
         """
         world = cls(seed=seed, ties_by_id=ties_by_id)
@@ -204,7 +210,9 @@ class World:
         return world
 
     def put_edge_values(self, every: int) -> list[Asset]:
-        """Give every `every`-th asset (in creation order) edge values of duration and size; returns them."""
+        """Give every `every`-th asset (in creation order) edge values of duration and size, and
+        `created_at` digits beyond microseconds (`EDGE_CREATED_AT_DIGITS`); returns those given a duration
+        or size."""
         changed = []
         with self.lock:
             for index, asset in enumerate(list(self.assets.values())[::every]):
@@ -213,6 +221,8 @@ class World:
                     fields["duration_seconds"] = EDGE_DURATIONS[index % len(EDGE_DURATIONS)]
                 if asset.size_bytes is not None:
                     fields["size_bytes"] = EDGE_SIZES[index % len(EDGE_SIZES)]
+                asset.created_at_digits = EDGE_CREATED_AT_DIGITS[index % len(EDGE_CREATED_AT_DIGITS)]
+                asset._json = None
                 if fields:
                     changed.append(self.set_fields(asset.id, **fields))
         return changed

@@ -11,6 +11,10 @@ otherwise stored like any other (no project is ever blocked by it), and the `val
 check lists such rows. Values the spec does not allow (e.g. Unicode digits) never get here: the client's
 validation reports their asset as off-contract, and the sync leaves it as stored (`sync.quarantine`).
 
+`created_at` (RFC 3339: any number of fractional digits; `TIMESTAMPTZ` holds microseconds) follows the
+same policy, except that its column, NOT NULL and the listing's order, keeps the instant truncated to the
+microsecond (`client.models.ExactAssetSummary`) while `unfit_values` holds the exact text.
+
 Which values fit is derived from each column's type in `roughy_dagster.fields`.
 """
 
@@ -25,6 +29,7 @@ from typing import Any
 import msgspec
 
 from ..client import AssetSummary
+from ..client.models import ExactAssetSummary
 from ..fields import API_FIELDS, FIELDS_BY_NAME
 
 UNFIT_COLUMN = FIELDS_BY_NAME["unfit_values"].name
@@ -88,11 +93,22 @@ def unfit(item: AssetSummary) -> dict[str, str]:
         value = getattr(item, name)
         if value is not None and not fit.one(value):
             found[name] = str(value)
+    if isinstance(item, ExactAssetSummary):
+        found[CREATED_AT] = item.created_at_text
     return found
+
+
+CREATED_AT = FIELDS_BY_NAME["created_at"].name
+KEPT_ROUNDED = frozenset({CREATED_AT})
+"""Fields whose column keeps the value rounded to what it holds when `unfit_values` holds it exactly,
+instead of NULL: `created_at` is NOT NULL and the listing's order (rounding to the microsecond keeps
+that order, ties aside, which the sync handles)."""
 
 
 def page_fits(items: Sequence[AssetSummary]) -> bool:
     """Whether every value on a page fits its column: the common case, one C-level test per field."""
+    if len(set(map(type, items))) > 1 or (items and type(items[0]) is not AssetSummary):
+        return False  # an `ExactAssetSummary`: a created_at finer than a microsecond
     for getter, fit in _PAGE_CHECKS:
         values = list(filter(_NOT_NONE, map(getter, items)))
         if values and not fit.many(values):
@@ -110,6 +126,7 @@ def fitted(item: AssetSummary) -> AssetSummary | dict[str, Any]:
     if not moved:
         return item
     values = msgspec.structs.asdict(item)
-    values.update(dict.fromkeys(moved))
+    values.pop("created_at_text", None)
+    values.update(dict.fromkeys(name for name in moved if name not in KEPT_ROUNDED))
     values[UNFIT_COLUMN] = msgspec.json.encode(moved).decode()
     return values
