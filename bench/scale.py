@@ -352,6 +352,13 @@ def main() -> None:
                 slow,
             )
         )
+        rows.append(
+            (
+                "first load, concurrency=16",
+                sync(world, databases.fresh("latent16"), project, concurrency="16"),
+                slow,
+            )
+        )
     except _Skip:
         pass
     finally:
