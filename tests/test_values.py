@@ -274,3 +274,15 @@ def test_the_client_truncates_created_at_and_keeps_its_text(text: str, column: s
     assert isinstance(parsed, ExactAssetSummary) and parsed.created_at_text == text
     assert str(parsed.created_at.astimezone(UTC).replace(tzinfo=None)) == column
     assert unfit(parsed) == {"created_at": text} and not page_fits([parsed])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_the_order_key_is_duckdbs_epoch_us_for_any_created_at(moment):
+    """Before 1970 too: the key the sync proves absence by equals what DuckDB stores."""
+    import duckdb
+
+    from roughy_dagster.client.paging import created_us
+
+    (expected,) = duckdb.execute("SELECT epoch_us(?::TIMESTAMPTZ)", [moment]).fetchone()
+    assert created_us(moment) == expected

@@ -44,7 +44,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from .models import AssetPage, AssetSummary
 
@@ -297,8 +297,15 @@ class _Group:
 
 
 def created_us(moment: datetime) -> int:
-    """A timestamp as integer microseconds since the epoch: the listing's order key."""
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+    """A timestamp as integer microseconds since the epoch: the listing's order key (DuckDB's `epoch_us`).
+
+    Exact integer arithmetic: `int(moment.timestamp())` rounds toward zero, which before 1970 put the
+    microseconds on the wrong second and broke the order."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def continues(page: AssetPage, last: AssetSummary) -> bool:

@@ -23,12 +23,13 @@ import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 from dagster._core.storage.daemon_cursor import DaemonCursorStorage
 
+from ..client.paging import created_us
 from ..sync.watch import UnreadableState, WatchState
 
 CURSOR_VERSION = 2
@@ -162,7 +163,10 @@ class SensorMemory:
 
 
 def _iso(moment_us: int) -> str:
-    return datetime.fromtimestamp(moment_us / 1_000_000, UTC).isoformat(timespec="microseconds")
+    """Epoch microseconds as ISO 8601 text, exactly (no float on the way: it can be 1 us off)."""
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=moment_us)).isoformat(
+        timespec="microseconds"
+    )
 
 
 def _watermarks(pointer: dict[str, Any]) -> dict[str, int]:
@@ -176,7 +180,7 @@ def _watermarks(pointer: dict[str, Any]) -> dict[str, int]:
             except ValueError:
                 continue
             if moment.tzinfo is not None:
-                found[str(scope)] = int(moment.timestamp() * 1_000_000)
+                found[str(scope)] = created_us(moment)
         return found
     for scope, value in pointer.items():  # version 1: {scope: {"watermark_us": int, ...}}
         if isinstance(value, dict) and isinstance(value.get("watermark_us"), int):

@@ -101,8 +101,8 @@ def unfit(item: AssetSummary) -> dict[str, str]:
 CREATED_AT = FIELDS_BY_NAME["created_at"].name
 KEPT_ROUNDED = frozenset({CREATED_AT})
 """Fields whose column keeps the value rounded to what it holds when `unfit_values` holds it exactly,
-instead of NULL: `created_at` is NOT NULL and the listing's order (rounding to the microsecond keeps
-that order, ties aside, which the sync handles)."""
+instead of NULL: `created_at` is NOT NULL and the listing's order (the client truncates it to the
+microsecond, which keeps that order, ties aside, which the sync handles)."""
 
 
 def page_fits(items: Sequence[AssetSummary]) -> bool:
