@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 
 import dagster as dg
@@ -252,10 +252,13 @@ def test_a_change_only_below_a_microsecond_is_a_change(emulator: Emulator, clien
         ("2026-01-01T00:37:58.9999999Z", "2026-01-01 00:37:58.999999"),
         ("2026-01-01T02:37:58.2110009+02:00", "2026-01-01 00:37:58.211000"),
         ("2026-01-01t00:37:58.1234567891234z", "2026-01-01 00:37:58.123456"),
+        ("2016-12-31T23:59:60Z", "2016-12-31 23:59:59.999999"),
+        ("2016-12-31T23:59:60.5Z", "2016-12-31 23:59:59.999999"),
+        ("2017-01-01T00:59:60+01:00", "2016-12-31 23:59:59.999999"),
     ],
 )
 def test_the_client_truncates_created_at_and_keeps_its_text(text: str, column: str):
-    from roughy_dagster.client.models import ExactAssetSummary, with_exact_times
+    from roughy_dagster.client.models import ExactAssetSummary, held_leap_seconds, with_exact_times
 
     item = {
         "id": "019b76fe-38d5-77ea-a811-00a16ea330a1",
@@ -270,7 +273,7 @@ def test_the_client_truncates_created_at_and_keeps_its_text(text: str, column: s
         "created_at": text,
     }
     body = json.dumps({"items": [item], "total": 1, "limit": 50, "offset": 0}).encode()
-    (parsed,) = with_exact_times(PAGE_DECODER.decode(body), body).items
+    (parsed,) = with_exact_times(PAGE_DECODER.decode(held_leap_seconds(body)), body).items
     assert isinstance(parsed, ExactAssetSummary) and parsed.created_at_text == text
     assert str(parsed.created_at.astimezone(UTC).replace(tzinfo=None)) == column
     assert unfit(parsed) == {"created_at": text} and not page_fits([parsed])
@@ -286,3 +289,20 @@ def test_the_order_key_is_duckdbs_epoch_us_for_any_created_at(moment):
 
     (expected,) = duckdb.execute("SELECT epoch_us(?::TIMESTAMPTZ)", [moment]).fetchone()
     assert created_us(moment) == expected
+
+
+@pytest.mark.parametrize("served", ["2016-12-31T23:59:60Z", "2016-12-31T23:59:60.25Z"])
+def test_a_leap_second_is_kept_exactly(emulator: Emulator, client: RoughyClient, tmp_path, served):
+    """RFC 3339 allows `23:59:60`; the column holds the microsecond before it, `unfit_values` the text."""
+    database = tmp_path / "roughy_assets.duckdb"
+    world = emulator.world
+    project = world.projects[0]
+    before = datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)  # where the listing orders it
+    asset = world.add_asset(project, state="ready", created_at=before)
+    world.serve_raw(asset.id, created_at=served)
+    report = sync_project(client, database, project)  # a first load
+    assert report.verified and not report.off_contract
+    assert stored_created_at(database, asset.id) == (
+        "2016-12-31T23:59:59.999999",
+        json.dumps({"created_at": served}, separators=(",", ":")),
+    )

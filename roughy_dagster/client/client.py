@@ -35,6 +35,7 @@ from .models import (
     AssetPage,
     AssetState,
     AssetSummary,
+    held_leap_seconds,
     misshapen_ids,
     split_off_contract,
     with_exact_times,
@@ -456,6 +457,7 @@ def _parse_page(
     the contract in a page otherwise well formed are reported in `off_contract` instead
     (`models.split_off_contract`); the fast path stays one strict decode."""
     problem: str | None
+    exact_body, body = body, held_leap_seconds(body)
     try:
         page = PAGE_DECODER.decode(body)
     except msgspec.ValidationError as error:
@@ -463,7 +465,7 @@ def _parse_page(
         if report_off_contract:
             split = _split(body, request_id)
             if split is not None:
-                return with_exact_times(split, body)
+                return with_exact_times(split, exact_body)
     except ValueError as error:  # msgspec.DecodeError, or UnicodeDecodeError for invalid UTF-8
         cut_short = isinstance(error, msgspec.DecodeError) and str(error).startswith(TRUNCATED)
         raise RoughyProtocolError(
@@ -482,7 +484,7 @@ def _parse_page(
             if report_off_contract:
                 split = _split(body, request_id)
                 if split is not None:
-                    return with_exact_times(split, body)
+                    return with_exact_times(split, exact_body)
     if problem is not None:
         raise RoughyProtocolError(
             f"the page breaks the API contract: {problem}",
@@ -490,7 +492,7 @@ def _parse_page(
             request_id=request_id,
             request=f"GET {path}?{query}",
         )
-    return with_exact_times(msgspec.structs.replace(page, request_id=request_id, off_contract=()), body)
+    return with_exact_times(msgspec.structs.replace(page, request_id=request_id, off_contract=()), exact_body)
 
 
 def _split(body: bytes, request_id: str | None) -> AssetPage | None:

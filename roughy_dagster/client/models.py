@@ -90,7 +90,8 @@ check_fields("AssetSummary", AssetSummary.__struct_fields__)
 
 
 class ExactAssetSummary(AssetSummary, frozen=True, gc=False):
-    """An asset whose `created_at` has more than 6 fractional digits of seconds: `created_at` is the
+    """An asset whose `created_at` has more than 6 fractional digits of seconds, or falls in a leap second
+    (`23:59:60`, held as `23:59:59.999999`): `created_at` is the
     instant truncated to the microsecond (what Python and DuckDB hold), `created_at_text` the exact text
     the server sent (RFC 3339 allows any number of digits). Made by the client, never decoded.
 
@@ -102,6 +103,21 @@ class ExactAssetSummary(AssetSummary, frozen=True, gc=False):
 
 
 _SUB_MICROSECOND = re.compile(rb'"created_at"\s*:\s*"[^"]*?:[0-9]{2}\.[0-9]{7}')
+_LEAP_SECOND = re.compile(
+    rb'("created_at"\s*:\s*"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}):60(?:\.[0-9]+)?'
+)
+_LEAP_SECOND_TEXT = re.compile(r"[Tt ][0-9]{2}:[0-9]{2}:60")
+
+
+def held_leap_seconds(body: bytes) -> bytes:
+    """The body with each `created_at` in a leap second (`23:59:60`, which RFC 3339 allows and Python's
+    `datetime` cannot hold) as the last microsecond before it (`23:59:59.999999`): the truncation
+    `ExactAssetSummary` makes, which keeps the order; `with_exact_times` then keeps the exact text."""
+    if b":60" not in body:
+        return body
+    return _LEAP_SECOND.sub(rb"\1:59.999999", body)
+
+
 """A body that may hold a `created_at` finer than a microsecond (one C-level search a page)."""
 
 
@@ -120,6 +136,8 @@ _FRACTION = re.compile(r"\.([0-9]+)")
 
 def exact_created_at(text: str) -> bool:
     """Whether an RFC 3339 date-time text is held exactly at microseconds (digits past 6 all zero)."""
+    if _LEAP_SECOND_TEXT.search(text):
+        return False
     fraction = _FRACTION.search(text)
     return fraction is None or not fraction[1][6:].strip("0")
 
@@ -128,7 +146,7 @@ def with_exact_times(page: AssetPage, body: bytes) -> AssetPage:
     """The page with each item whose `created_at` is finer than a microsecond as `ExactAssetSummary`.
 
     The common page (no such value) costs one regex search of the body and is returned as it is."""
-    if not _SUB_MICROSECOND.search(body):
+    if not _SUB_MICROSECOND.search(body) and not (b":60" in body and _LEAP_SECOND.search(body)):
         return page
     try:
         loose = _CREATED_AT_DECODER.decode(body)
@@ -147,7 +165,8 @@ def with_exact_times(page: AssetPage, body: bytes) -> AssetPage:
 
 def _exact(item: AssetSummary, text: str) -> ExactAssetSummary:
     values = msgspec.structs.asdict(item)
-    values["created_at"] = msgspec.convert(_FRACTION.sub(_microseconds, text, count=1), AwareDatetime)
+    if not _LEAP_SECOND_TEXT.search(text):  # a leap second was decoded as its last microsecond before
+        values["created_at"] = msgspec.convert(_FRACTION.sub(_microseconds, text, count=1), AwareDatetime)
     return ExactAssetSummary(**values, created_at_text=text)
 
 
