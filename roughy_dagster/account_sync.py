@@ -51,6 +51,7 @@ def sync_account(
     overlap_seconds: float = 600.0,
     young_seconds: float = 86_400.0,
     max_extra_requests: int = 500,
+    max_requests: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     lock_wait_seconds: float = 30.0,
 ) -> AccountSyncReport:
@@ -60,7 +61,8 @@ def sync_account(
     Without `project_ids`, the projects written are those the lists showed plus those already stored
     (a project whose assets were all deleted still gets its deletions). With `project_ids`, only those are
     written (the lists are still read account-wide: pass every project, or None, for the cheap path).
-    `full_refresh` re-reads every list whole; the settings are `sync_project`'s. Raises what
+    `full_refresh` re-reads every list whole; the settings are `sync_project`'s (`max_requests` caps the
+    whole account sync's requests). Raises what
     `sync_project` raises; a failure anywhere before the commit leaves the stored data as it was.
 
     An asset whose values the contract refuses (in a page otherwise well formed) blocks nothing: its
@@ -78,6 +80,7 @@ def sync_account(
         overlap_seconds=overlap_seconds,
         young_seconds=young_seconds,
         max_extra_requests=max_extra_requests,
+        max_requests=max_requests,
         concurrency=concurrency,
     )
     reports = store.write_projects(observation, selected)

@@ -22,6 +22,7 @@ def sync_project(
     overlap_seconds: float = 600.0,
     young_seconds: float = 86_400.0,
     max_extra_requests: int = 500,
+    max_requests: int | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     lock_wait_seconds: float = 30.0,
 ) -> SyncReport:
@@ -33,6 +34,9 @@ def sync_project(
     the newest stored one are not re-read each sync (their fields may lag until the next full refresh;
     their state changes are still found by counts). Another process holding the file is waited for up to
     `lock_wait_seconds`. A failure anywhere before the commit leaves the stored data as it was.
+    `max_requests` (None: no cap) caps the sync's listing requests; a sync that reaches it ends
+    `verified=False` with that reason and writes only what it proved (otherwise the budget grows with what
+    the pages show, never with a `total` the server claims).
 
     An asset whose values the contract refuses (Unicode digits in `duration_seconds`, an unknown `type`,
     a mistyped or missing field...) in a page otherwise well formed is *quarantined*: none of its rows is
@@ -52,6 +56,7 @@ def sync_project(
         overlap_seconds=overlap_seconds,
         young_seconds=young_seconds,
         max_extra_requests=max_extra_requests,
+        max_requests=max_requests,
         concurrency=concurrency,
     )
     return store.write(observation)
@@ -67,6 +72,7 @@ def observe(
     young_seconds: float,
     max_extra_requests: int,
     concurrency: int,
+    max_requests: int | None = None,
 ) -> RemoteObservation:
     """The network phase of a sync of one project (or the account, for None), nothing written.
 
@@ -83,6 +89,7 @@ def observe(
             overlap_seconds=overlap_seconds,
             young_seconds=young_seconds,
             max_extra_requests=max_extra_requests,
+            max_requests=max_requests,
             concurrency=concurrency,
         ).run()
 

@@ -547,7 +547,9 @@ class AssetWalk:
 
     def __iter__(self) -> Iterator[AssetSummary]:
         seen: set[str] = set()
-        budget = RequestBudget(self.max_requests if self.max_requests is not None else 1)
+        # without `max_requests`, the budget grows with what pages show (two requests for each page that
+        # shows a new asset), never with the `total` a server claims
+        budget = RequestBudget(self.max_requests if self.max_requests is not None else 20)
         walk = ListWalk(self._fetch, budget=budget)
         end_of_previous = 0
         for read in walk:
@@ -555,23 +557,20 @@ class AssetWalk:
             self.pages += 1
             if self.first_total is None:
                 self.first_total = page.total
-                if self.max_requests is None:  # twice the pages, at the page length the server gives
-                    step = (
-                        max(1, min(len(page.items), MAX_PAGE_SIZE) - 1)
-                        if len(page.items) < page.total
-                        else 99
-                    )
-                    budget.grant(2 * -(-page.total // step) + 20)
             elif page.total != self.last_total:
                 self.shifted = True
             self.last_total = page.total
             repeats = 0
+            new = False
             for item in page.items:
                 if item.id in seen:
                     repeats += 1
                     continue
                 seen.add(item.id)
+                new = True
                 yield item
+            if new and self.max_requests is None:
+                budget.grant(2)
             self.duplicates += max(0, repeats - max(0, end_of_previous - read.offset))
             end_of_previous = read.offset + len(page.items)
         result = walk.result

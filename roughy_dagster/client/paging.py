@@ -11,11 +11,13 @@ list (one project or the whole account, one state or all) from `start` down:
 - **Ends are proven, never taken from `total`.** A page that looks like the last one (fewer items than
   asked, or reaching `total`) is confirmed by one request just past it: an empty page ends the walk
   (`reached_end`); items there mean the server miscounted or shortened the page, and the walk goes on.
-- **Progress.** Every forward step moves the offset on by at least one; step-backs are bounded; a walk
-  whose pages stop showing new ids (`MAX_STALE_PAGES` in a row: a server ignoring `offset`) stops, unsure;
-  every
-  request is taken from a `RequestBudget` shared by the whole sync. So a `total` too high or too low, one
-  item per page, or a tie group longer than a page all end, within the budget.
+- **Progress is new ids.** Every forward step moves the offset on by at least one; step-backs are
+  bounded; a walk whose pages stop showing ids it has never seen (`MAX_STALE_PAGES` in a row, counted
+  against every id of the walk, not only the page before: a server ignoring `offset`, or serving a tie
+  group in rotation so every window looks new next to the last) stops, unsure; every request is taken
+  from a `RequestBudget` shared by the whole sync (which grows with what pages show, never with a
+  claimed `total`, and may have a hard `cap`). So a `total` too high or too low, one item per page,
+  rotating pages, or a tie group longer than a page all end, within the budget.
 - **Watermark.** With `stop_below_us`, the walk stops after the first page whose last item is older.
 - **In flight.** With `concurrency` > 1 (whole-list reads only), up to that many pages are requested at
   predicted offsets (a pipeline: each page answered frees a slot), each still overlapping the one
@@ -55,8 +57,9 @@ MAX_STEP_BACKS = 20
 """Step-backs one walk may make to find a lost anchor before it goes on unsure."""
 
 MAX_STALE_PAGES = 3
-"""Consecutive pages showing no id the page before did not (a server ignoring `offset`) before a walk
-stops, unsure: the walk's cost is bounded by what the data shows, not by the `total` a server claims."""
+"""Consecutive forward pages showing no id the walk had not seen (a server ignoring `offset`, or rotating
+a window over the same items) before a walk stops, unsure: the walk's cost is bounded by what the data
+shows, not by the `total` a server claims."""
 
 Fetch = Callable[[int, int], AssetPage]
 """Fetches one page of one list: `(offset, limit) -> AssetPage` (may be called from several threads)."""
@@ -65,11 +68,13 @@ Fetch = Callable[[int, int], AssetPage]
 class RequestBudget:
     """A hard bound on the listing requests of one piece of work (a sync, a walk); safe across threads.
 
-    `limit` requests may be taken; `grant(n)` raises the bound (e.g. once a list's `total` is known).
+    `limit` requests may be taken; `grant(n)` raises the bound (e.g. for each page that showed new
+    assets), never above `cap` (None: no cap), the hard bound a caller sets (`max_requests`).
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limit: int, *, cap: int | None = None) -> None:
+        self.cap = cap
+        self.limit = limit if cap is None else min(limit, cap)
         self.spent = 0
         self._lock = threading.Lock()
 
@@ -90,6 +95,13 @@ class RequestBudget:
         """Allow `requests` more."""
         with self._lock:
             self.limit += max(0, requests)
+            if self.cap is not None:
+                self.limit = min(self.limit, self.cap)
+
+    @property
+    def capped(self) -> bool:
+        """Whether the hard cap is what stops further requests."""
+        return self.cap is not None and self.spent >= self.cap
 
     @property
     def remaining(self) -> int:
@@ -109,6 +121,8 @@ class WalkPage:
     page: AssetPage
     offset: int
     limit: int
+    step_back: bool = False
+    """Read to find a lost anchor again (it shows assets read before by design)."""
 
     @property
     def items(self) -> list[AssetSummary]:
@@ -355,18 +369,21 @@ class ListWalk:
         if own:
             self._pipeline = Pipeline(self.concurrency, self.retries)
         pages = self._run()
-        previous: set[str] | None = None
+        seen: set[str] = set()
         stale = 0
         try:
             for read in pages:
                 yield read
-                ids = {item.id for item in read.items}
-                stale = stale + 1 if previous is not None and ids and ids <= previous else 0
-                previous = ids
+                if read.step_back or not read.items:
+                    continue
+                before = len(seen)
+                seen.update(item.id for item in read.items)
+                stale = stale + 1 if len(seen) == before else 0
                 if stale >= MAX_STALE_PAGES:
                     self.result.doubt(
-                        f"{stale} consecutive pages showed no new asset (the server seems to ignore "
-                        f"offset, at offset {read.offset}): the walk stopped"
+                        f"{stale} consecutive pages showed no asset the walk had not seen (the server "
+                        f"seems to ignore offset, or to rotate its pages, at offset {read.offset}): "
+                        "the walk stopped"
                     )
                     return
         except _OutOfBudget:
@@ -377,7 +394,7 @@ class ListWalk:
                 self._pipeline.close()
                 self._pipeline = None
 
-    def _get(self, offset: int) -> Generator[WalkPage, None, WalkPage]:
+    def _get(self, offset: int, *, step_back: bool = False) -> Generator[WalkPage, None, WalkPage]:
         if not self.budget.take():
             raise _OutOfBudget
         self.result.requests += 1
@@ -391,7 +408,7 @@ class ListWalk:
                 self.result.requests -= 1
                 self.budget.refund()
                 raise
-        read = WalkPage(page, offset, self.limit)
+        read = WalkPage(page, offset, self.limit, step_back)
         self.result.totals.append(read.page.total)
         yield read
         return read
@@ -461,7 +478,7 @@ class ListWalk:
             self.step_backs_left -= 1
             self.result.step_backs += 1
             offset = max(0, offset - (self.limit - 1))
-            following = yield from self._get(offset)
+            following = yield from self._get(offset, step_back=True)
         return following
 
     def _window(self, current: WalkPage) -> Generator[WalkPage, None, WalkPage]:

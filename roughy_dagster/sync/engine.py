@@ -53,6 +53,8 @@ many pages long."""
 MASS_DELETION = 3
 """More deletions than this proven by one request (or any by an empty page) need a later request agreeing
 (see `SyncEngine._confirm_mass_deletions`)."""
+PAGE_STEP = MAX_PAGE_SIZE - 1
+"""Assets a walk advances per full page (consecutive pages overlap by one)."""
 DEFAULT_CONCURRENCY = 8
 """Requests in flight while a list is read whole (first loads, full refreshes); see `walk_list`."""
 
@@ -138,8 +140,11 @@ class SyncEngine:
     `overlap_seconds`: how far below the watermark head reads go. `young_seconds`: how far below the
     watermark the non-terminal lists are re-read whole each sync (older ones are proven unchanged by
     counts, and refreshed by a full refresh). `max_extra_requests` bounds the requests spent locating moved
-    assets and bisecting mismatches; every request of the sync is bounded by a budget of that plus twice
-    the pages the first `total` of each list implies. `concurrency`: requests in flight for whole-list reads.
+    assets and bisecting mismatches; every request of the sync is bounded by a budget of that plus what
+    the sync can justify: two requests per page of the stored rows, and two more for every page that shows
+    an asset this sync had not seen (never a claimed `total`: a server may claim any). `max_requests`
+    (None: no cap) caps the whole sync; reaching it ends the sync `verified=False`, committing only what
+    is proven. `concurrency`: requests in flight for whole-list reads.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class SyncEngine:
         overlap_seconds: float = 600.0,
         young_seconds: float = 86_400.0,
         max_extra_requests: int = 500,
+        max_requests: int | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.client = client
@@ -162,7 +168,6 @@ class SyncEngine:
         self.overlap_us = int(overlap_seconds * 1_000_000)
         self.young_us = int(young_seconds * 1_000_000)
         self.concurrency = max(1, concurrency)
-        self.budget = RequestBudget(max_extra_requests + 2 * len(STATE_FLOW))
         self.extra = RequestBudget(max_extra_requests)
         self.evidence = Evidence()
         self.sightings: dict[str, int] = {}
@@ -175,6 +180,8 @@ class SyncEngine:
         self.reasons: list[str] = []
         self.stored_counts = local.counts()
         self.has_stored = any(self.stored_counts.values())
+        stored_pages = sum(-(-count // PAGE_STEP) + 1 for count in self.stored_counts.values())
+        self.budget = RequestBudget(max_extra_requests + 2 * stored_pages, cap=max_requests)
         self.belief = Belief(dict(self.stored_counts))
         self._total_seq: dict[AssetState, int] = {}
         self._seq = 0
@@ -243,7 +250,9 @@ class SyncEngine:
             self._doubt(
                 f"{len(unresolved)} stored assets missing from their list could not be found or proven gone"
             )
-        if self.budget.exhausted or self.extra.exhausted:
+        if self.budget.capped:
+            self._doubt(f"max_requests ({self.budget.cap}) was reached: the sync stopped there")
+        elif self.budget.exhausted or self.extra.exhausted:
             self._doubt(f"the request budget ran out ({self.budget.spent} requests)")
         verified = not self.reasons
         if not verified:
@@ -367,11 +376,10 @@ class SyncEngine:
         self._seq += 1
         seq = self._seq
         observed_at = datetime.now(UTC)
-        if state not in self.totals:
-            # the first total of a list sizes its share of the budget: twice its pages (for step-backs),
-            # at the page length the server gives (a server may return fewer items than asked)
-            step = max(1, min(len(page.items), MAX_PAGE_SIZE) - 1) if len(page.items) < page.total else 99
-            self.budget.grant(2 * -(-page.total // step) + 2)
+        if any(item.id not in self.sightings for item in page.items):
+            # a page showing an asset not seen before earns two more requests (its successor and a
+            # step-back or end proof): the budget grows with what the listing shows, never with `total`
+            self.budget.grant(2)
         if seq >= self._total_seq.get(state, 0):
             self.totals[state], self._total_seq[state] = page.total, seq
         first_row = self._rows.add_page(page.items, observed_at)
