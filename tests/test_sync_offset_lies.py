@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from roughy_dagster.client import RetryPolicy, RoughyClient
+from roughy_dagster.client import RetryPolicy, RoughyClient, RoughyProtocolError
 from roughy_dagster.emulator import Emulator, World
 from roughy_dagster.project_sync import sync_project
 
-from .helpers import query, stored_listing, truth
+from .helpers import fingerprint, query, stored_listing, truth
 
 STATES = ("pending_upload", "processing", "pending_payment", "ready", "failed")
 
@@ -78,3 +78,20 @@ def test_an_honest_deletion_is_recorded_at_once(tmp_path, state):
         report = sync_project(client, database, project)
         assert report.verified and report.deleted == 1, report.reason
         assert events(database, "deleted") == [victim]
+
+
+@pytest.mark.parametrize("total", [-1, -(10**12)])
+def test_a_negative_total_is_refused_naming_the_request_and_writes_nothing(tmp_path, total):
+    world = World.seeded(seed=5, projects=1, assets_per_project=30)
+    project = world.projects[0]
+    database = tmp_path / "roughy.duckdb"
+    with Emulator(world) as emulator, client_for(emulator) as client:
+        sync_project(client, database, project)
+        before = fingerprint(database)
+        world.random_changes(3, project_id=project)
+        emulator.app.total_for = lambda _query, _true: total
+        with pytest.raises(RoughyProtocolError) as raised:
+            sync_project(client, database, project)
+        assert raised.value.request_id and raised.value.request_id in str(raised.value)
+        assert "total" in str(raised.value) and ">= 0" in str(raised.value)
+        assert fingerprint(database) == before

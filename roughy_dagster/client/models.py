@@ -206,11 +206,16 @@ class OffContractItem(msgspec.Struct, frozen=True, gc=False):
         )
 
 
+Count = Annotated[int, msgspec.Meta(ge=0)]
+"""A number of assets: `total` counts the matches of a filter, so a negative one is off-contract (the page
+is refused as malformed, naming the request id)."""
+
+
 class AssetPage(msgspec.Struct, frozen=True, gc=False):
     """One page of the listing, newest first; `total` counts every match across all pages."""
 
     items: list[AssetSummary]
-    total: int
+    total: Count
     limit: int
     offset: int
     request_id: str | None = None
@@ -249,7 +254,7 @@ class _LoosePage(msgspec.Struct, frozen=True):
     """A page whose items are kept undecoded: its shape is checked, each item's contract later."""
 
     items: list[msgspec.Raw]
-    total: int
+    total: Count
     limit: int
     offset: int
 
