@@ -121,8 +121,9 @@ class WalkPage:
     page: AssetPage
     offset: int
     limit: int
-    step_back: bool = False
-    """Read to find a lost anchor again (it shows assets read before by design)."""
+    re_read: bool = False
+    """Read to find a lost anchor again or to confirm an end: it may show only assets read before, so
+    it never counts as a page without progress (one showing a new asset still counts as progress)."""
 
     @property
     def items(self) -> list[AssetSummary]:
@@ -374,11 +375,12 @@ class ListWalk:
         try:
             for read in pages:
                 yield read
-                if read.step_back or not read.items:
-                    continue
                 before = len(seen)
                 seen.update(item.id for item in read.items)
-                stale = stale + 1 if len(seen) == before else 0
+                if len(seen) > before:
+                    stale = 0
+                elif read.items and not read.re_read:
+                    stale += 1
                 if stale >= MAX_STALE_PAGES:
                     self.result.doubt(
                         f"{stale} consecutive pages showed no asset the walk had not seen (the server "
@@ -394,7 +396,7 @@ class ListWalk:
                 self._pipeline.close()
                 self._pipeline = None
 
-    def _get(self, offset: int, *, step_back: bool = False) -> Generator[WalkPage, None, WalkPage]:
+    def _get(self, offset: int, *, re_read: bool = False) -> Generator[WalkPage, None, WalkPage]:
         if not self.budget.take():
             raise _OutOfBudget
         self.result.requests += 1
@@ -408,7 +410,7 @@ class ListWalk:
                 self.result.requests -= 1
                 self.budget.refund()
                 raise
-        read = WalkPage(page, offset, self.limit, step_back)
+        read = WalkPage(page, offset, self.limit, re_read)
         self.result.totals.append(read.page.total)
         yield read
         return read
@@ -434,7 +436,7 @@ class ListWalk:
             if self._looks_like_end(current):
                 if self._group is not None:
                     self._group.end_turn(self._index)  # prove ends only once every list is read
-                after = yield from self._get(current.offset + len(current.items))
+                after = yield from self._get(current.offset + len(current.items), re_read=True)
                 if not after.items:
                     self.result.reached_end = True
                     return
@@ -478,7 +480,7 @@ class ListWalk:
             self.step_backs_left -= 1
             self.result.step_backs += 1
             offset = max(0, offset - (self.limit - 1))
-            following = yield from self._get(offset, step_back=True)
+            following = yield from self._get(offset, re_read=True)
         return following
 
     def _window(self, current: WalkPage) -> Generator[WalkPage, None, WalkPage]:
