@@ -465,3 +465,34 @@ def test_the_example_downstream_asset_reads_the_synced_table(emulator: Emulator,
     assert hours == pytest.approx(ready)
     (materialization,) = result.asset_materializations_for_node(report.op.name)
     assert "dagster/column_lineage" in materialization.metadata
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_the_resource_sets_requests_in_flight(emulator: Emulator, instance, resources, concurrency):
+    emulator.app.latency_ms = 20  # requests overlap only if the sync keeps several in flight
+    resources["roughy"] = RoughyResource(
+        api_key=dg.EnvVar("ROUGHY_API_KEY"), base_url=emulator.base_url, concurrency=concurrency
+    )
+    project_id = emulator.world.projects[0]
+    assert materialize_project(instance, resources, project_id).success
+    assert (emulator.most_in_flight > 1) == (concurrency > 1)
+    assert emulator.most_in_flight <= concurrency
+
+
+def test_the_resources_max_requests_caps_a_sync(emulator: Emulator, instance, resources):
+    resources["roughy"] = RoughyResource(
+        api_key=dg.EnvVar("ROUGHY_API_KEY"), base_url=emulator.base_url, max_requests=2
+    )
+    project_id = emulator.world.projects[0]
+    result = materialize_project(instance, resources, project_id)
+    assert result.success
+    metadata = materializations(result)[project_id].metadata
+    assert metadata["requests"].value <= 2 and metadata["verified"].value is False
+    (reason,) = query(resources["duckdb"].database, "SELECT reason FROM roughy.sync_runs")[0]
+    assert "max_requests (2)" in reason
+
+
+def test_the_component_settings_reach_the_resource(emulator: Emulator):
+    settings = RoughySettings(base_url=emulator.base_url, concurrency=3, max_requests=50)
+    resource = build_roughy_defs(settings).resources["roughy"]
+    assert (resource.concurrency, resource.max_requests) == (3, 50)

@@ -18,6 +18,7 @@ from ..project_sync import sync_project
 from ..store import AssetStore, SyncReport
 from ..store.columns import has_value
 from ..store.publish import latest_path
+from ..sync.engine import DEFAULT_CONCURRENCY
 from .duckdb_resource import DuckDBDatabase
 from .resource import RoughyResource
 from .tables import ASSETS_TABLE, COLUMN_SCHEMA, EVENTS_TABLE, SYNC_RUNS_TABLE, TABLES, RoughyTable
@@ -246,17 +247,32 @@ def sync_projects(
     *,
     full_refresh: bool,
     every: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    max_requests: int | None = None,
 ) -> RunSync:
     """Sync the run's projects in one pass: `sync_project` for one, else one `sync_account`.
 
     `every`: the projects are every partition of a discovered account, so the account sync writes every
     project the listing shows (one created since discovery included) and its totals check the table.
+    `concurrency` and `max_requests` are the syncs' own settings (`RoughyResource` carries them).
     """
     if len(project_ids) == 1:  # one partition, by hand or not: just that project
-        report = sync_project(client, database, project_ids[0], full_refresh=full_refresh)
+        report = sync_project(
+            client,
+            database,
+            project_ids[0],
+            full_refresh=full_refresh,
+            concurrency=concurrency,
+            max_requests=max_requests,
+        )
         return RunSync({project_ids[0]: report}, report.requests, duration_seconds=report.duration_seconds)
     account = sync_account(
-        client, database, project_ids=None if every else project_ids, full_refresh=full_refresh
+        client,
+        database,
+        project_ids=None if every else project_ids,
+        full_refresh=full_refresh,
+        concurrency=concurrency,
+        max_requests=max_requests,
     )
     reports = {project: account.projects[project] for project in project_ids if project in account.projects}
     return RunSync(
@@ -281,7 +297,15 @@ def sync_and_materialize(
     """
     projects, every = _run_projects(context)
     with roughy.get_client() as client:
-        synced = sync_projects(client, database, projects, full_refresh=full_refresh, every=every)
+        synced = sync_projects(
+            client,
+            database,
+            projects,
+            full_refresh=full_refresh,
+            every=every,
+            concurrency=roughy.concurrency,
+            max_requests=roughy.max_requests,
+        )
     context.log.info(
         f"synced {len(synced.reports)} of {len(projects)} project partitions in one pass: {synced.requests} "
         f"requests, {sum(r.new for r in synced.reports.values())} new, "

@@ -10,6 +10,7 @@ from dagster.components.utils.translation import TranslationFn, TranslationFnRes
 
 from ..client import DEFAULT_BASE_URL
 from ..client.client import validate_base_url
+from ..sync.engine import DEFAULT_CONCURRENCY
 from .definitions import build_roughy_defs
 from .settings import (
     DEFAULT_DUCKDB_PATH,
@@ -105,6 +106,18 @@ class RoughyComponent(dg.Component, dg.Model, dg.Resolvable):
             description='Jobs reacting to an asset entering a state, e.g. {ready: "my_pkg.jobs:render_job"}.'
         ),
     ] = None
+    concurrency: Annotated[
+        int,
+        dg.Resolver.default(
+            description="Listing requests kept in flight while a sync reads a list whole (halved after 429s)."
+        ),
+    ] = DEFAULT_CONCURRENCY
+    max_requests: Annotated[
+        int | None,
+        dg.Resolver.default(
+            description="Cap on one sync's listing requests: reaching it ends the sync unverified."
+        ),
+    ] = None
     translation: Annotated[TranslationFn[RoughyTable] | None, _translation_resolver()] = None
 
     def settings(self) -> RoughySettings:
@@ -125,6 +138,8 @@ class RoughyComponent(dg.Component, dg.Model, dg.Resolvable):
             sync_cron=self.sync_cron,
             reconcile_cron=self.reconcile_cron,
             api_key_env_var=self.api_key_env_var,
+            concurrency=self.concurrency,
+            max_requests=self.max_requests,
         )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:

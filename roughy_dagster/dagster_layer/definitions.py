@@ -92,7 +92,12 @@ def build_roughy_defs(
             *extra_sensors,
         ],
         resources={
-            "roughy": RoughyResource(api_key=dg.EnvVar(settings.api_key_env_var), base_url=settings.base_url),
+            "roughy": RoughyResource(
+                api_key=dg.EnvVar(settings.api_key_env_var),
+                base_url=settings.base_url,
+                concurrency=settings.concurrency,
+                max_requests=settings.max_requests,
+            ),
             "duckdb": duckdb_resource(settings.duckdb_path),
         },
     )

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from ..client import DEFAULT_BASE_URL, RetryPolicy, RoughyClient, Timeouts
 from ..client.client import validate_api_key, validate_base_url
+from ..sync.engine import DEFAULT_CONCURRENCY
 
 
 class RoughyResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -42,6 +43,24 @@ class RoughyResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     )
     deadline_seconds: float = Field(
         default=300.0, gt=0, description="Overall budget of one API call, retries and waits included."
+    )
+
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY,
+        ge=1,
+        le=64,
+        description=(
+            "Listing requests kept in flight while a sync reads a list whole (halved after 429s). "
+            "Raise it for a remote API with high latency; 1 reads one page at a time."
+        ),
+    )
+    max_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Cap on one sync's listing requests (None: only the budget the sync derives from what it "
+            "reads). A sync that reaches it commits only what it proved and reports verified=false."
+        ),
     )
 
     @field_validator("api_key")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..client.client import DEFAULT_BASE_URL, validate_base_url, validate_project_id
 from ..store.readers import DEFAULT_DATABASE
+from ..sync.engine import DEFAULT_CONCURRENCY
 
 DEFAULT_DUCKDB_PATH = DEFAULT_DATABASE
 DEFAULT_SYNC_CRON = "*/15 * * * *"
@@ -32,6 +33,10 @@ class RoughySettings:
     discovery_interval_seconds: int = 300
     automation_running: bool = False
     """Start sensors and schedules on by default (`ROUGHY_AUTOMATION_RUNNING=1`, as the demo does)."""
+    concurrency: int = DEFAULT_CONCURRENCY
+    """`RoughyResource.concurrency`: listing requests in flight while a list is read whole."""
+    max_requests: int | None = None
+    """`RoughyResource.max_requests`: a cap on one sync's listing requests (None: no cap)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RoughySettings:
